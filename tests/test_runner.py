@@ -1,0 +1,60 @@
+"""The papermill runner behind `make run`: parameters, working folder, failures reported."""
+
+import json
+import subprocess
+import sys
+
+from dnolab.notebooks import execute, find_notebooks, format_table
+
+PARAMS = ("SMOKE = False\nFIG_DIR = 'unset'\nMETRICS_PATH = 'unset'\nANSWER = 1", ["parameters"])
+
+
+def test_passing_notebook_gets_parameters_and_its_own_folder_as_cwd(make_notebook, tmp_path):
+    nb = make_notebook("01_pass.ipynb", [
+        PARAMS,
+        ("import json, os, pathlib\n"
+         "pathlib.Path(METRICS_PATH).parent.mkdir(parents=True, exist_ok=True)\n"
+         "json.dump({'smoke': SMOKE, 'cwd': os.getcwd(), 'answer': ANSWER, 'fig': FIG_DIR},"
+         " open(METRICS_PATH, 'w'))", []),
+    ])
+    result = execute(nb, out_dir=tmp_path / "build", figures_dir=tmp_path / "figs", smoke=True,
+                     parameters={"ANSWER": 42})
+    assert result.status == "ok", result.error
+    metrics = json.loads((tmp_path / "build/smoke/metrics/01_pass.json").read_text())
+    assert metrics == {"smoke": True, "cwd": str(nb.parent), "answer": 42,
+                       "fig": str(tmp_path / "build/smoke/figures/01_pass")}
+    assert (tmp_path / "build/smoke/notebooks/01_pass.ipynb").exists()
+
+
+def test_failing_notebook_is_named_with_its_error_and_others_still_run(make_notebook, tmp_path):
+    make_notebook("01_fails.ipynb", [PARAMS, ("x = 1", []), ("raise ValueError('claim broken')", [])])
+    make_notebook("02_passes.ipynb", [PARAMS, ("y = 2", [])])
+    proc = subprocess.run(
+        [sys.executable, "-m", "dnolab.notebooks", "--notebooks", str(tmp_path / "notebooks"),
+         "--out", str(tmp_path / "build"), "--figures", str(tmp_path / "figs")],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 1
+    assert "FAILED: 01_fails.ipynb" in proc.stderr
+    assert "ValueError: claim broken" in proc.stdout
+    report = json.loads((tmp_path / "build/notebook_report.json").read_text())
+    assert [(r["notebook"], r["status"]) for r in report] == [
+        ("01_fails.ipynb", "failed"), ("02_passes.ipynb", "ok")]
+
+
+def test_only_selects_by_prefix_and_unknown_prefix_is_an_error(make_notebook, tmp_path):
+    make_notebook("01_a.ipynb", [PARAMS])
+    make_notebook("02_b.ipynb", [PARAMS])
+    folder = tmp_path / "notebooks"
+    assert [p.name for p in find_notebooks(folder, ["02"])] == ["02_b.ipynb"]
+    proc = subprocess.run([sys.executable, "-m", "dnolab.notebooks", "--notebooks", str(folder),
+                           "--only", "09"], capture_output=True, text=True)
+    assert proc.returncode == 2 and "no notebook" in proc.stderr
+
+
+def test_table_lists_status_and_seconds():
+    from dnolab.notebooks import NotebookResult
+
+    table = format_table([NotebookResult("01_x.ipynb", "ok", 1.25, "o"),
+                          NotebookResult("02_y.ipynb", "failed", 3.0, "o", "cell 3: KeyError: 'a'")])
+    assert "01_x.ipynb" in table and "1.2" in table and "cell 3: KeyError" in table
