@@ -128,3 +128,58 @@ def policy_preference(P, pi, rho) -> float:
     """P(π ≻ ρ) = πᵀ P ρ: the probability that a draw from π beats a draw from ρ."""
     P = validate_preference_matrix(P)
     return float(np.asarray(pi) @ P @ np.asarray(rho))
+
+
+def dice_matrix(faces) -> np.ndarray:
+    """P[i, j] = P(die i rolls higher than die j) + ½·P(tie), computed exactly from the faces."""
+    dice = [np.asarray(f, dtype=float) for f in faces]
+    if len(dice) < 2 or any(d.ndim != 1 or d.size == 0 for d in dice):
+        raise ValueError("faces must be a list of at least two non-empty 1-D face lists")
+    n = len(dice)
+    P = np.full((n, n), 0.5)
+    for i in range(n):
+        for j in range(n):
+            if i != j:
+                diff = dice[i][:, None] - dice[j][None, :]
+                P[i, j] = (diff > 0).mean() + 0.5 * (diff == 0).mean()
+    return validate_preference_matrix(P)
+
+
+def efron_dice() -> np.ndarray:
+    """Efron's non-transitive dice A=444400, B=333333, C=662222, D=555111: each beats the next
+    with probability exactly 2/3 (A ≻ B ≻ C ≻ D ≻ A)."""
+    return dice_matrix([[4, 4, 4, 4, 0, 0], [3] * 6, [6, 6, 2, 2, 2, 2], [5, 5, 5, 1, 1, 1]])
+
+
+def voting_profile_matrix(rankings, counts=None, rule: str = "average") -> np.ndarray:
+    """Aggregate voters' strict rankings into a preference matrix.
+
+    ``rankings`` is a list of rankings, each a permutation of 0..n-1 listed best first, and
+    ``counts[k]`` voters hold ranking k. ``rule="average"``: P[i, j] = share of voters who
+    rank i above j (its Nash equilibrium is the maximal lottery). ``rule="majority"``:
+    1 if a strict majority ranks i above j, 0 if a strict minority does, 1/2 on a tie.
+    """
+    rankings = [list(r) for r in rankings]
+    if not rankings:
+        raise ValueError("rankings is empty: give at least one ranking")
+    n = len(rankings[0])
+    for r in rankings:
+        if sorted(r) != list(range(n)):
+            raise ValueError(f"each ranking must be a permutation of 0..{n - 1}, got {r}")
+    counts = np.ones(len(rankings)) if counts is None else np.asarray(counts, dtype=float)
+    if counts.shape != (len(rankings),) or (counts < 0).any() or counts.sum() <= 0:
+        raise ValueError("counts must hold one non-negative count per ranking, not all zero")
+    above = np.zeros((n, n))
+    for r, c in zip(rankings, counts, strict=True):
+        position = np.empty(n, dtype=int)
+        position[r] = np.arange(n)
+        above += c * (position[:, None] < position[None, :])
+    share = above / counts.sum()
+    np.fill_diagonal(share, 0.5)
+    if rule == "average":
+        return validate_preference_matrix(share)
+    if rule == "majority":
+        P = np.where(share > 0.5, 1.0, np.where(share < 0.5, 0.0, 0.5))
+        np.fill_diagonal(P, 0.5)
+        return validate_preference_matrix(P)
+    raise ValueError(f"rule must be 'average' or 'majority', got {rule!r}")

@@ -72,3 +72,22 @@ def test_policy_level_preferences():
     assert policy_preference(P, [1, 0, 0], [0, 0, 1]) == 1.0
     with pytest.raises(ValueError, match="shape"):
         win_rates(P, [0.5, 0.5])
+
+
+def test_efron_dice_each_beats_the_next_with_two_thirds():
+    from dnolab.preferences import efron_dice
+
+    P = efron_dice()
+    for i in range(4):
+        assert P[i, (i + 1) % 4] == pytest.approx(2 / 3, abs=1e-15)
+
+
+def test_five_voter_profile_and_condorcet_profile():
+    from dnolab.preferences import voting_profile_matrix
+
+    P = voting_profile_matrix([[0, 1, 2], [1, 2, 0], [2, 0, 1]], counts=[2, 2, 1])
+    np.testing.assert_allclose([P[0, 1], P[1, 2], P[2, 0]], [3 / 5, 4 / 5, 3 / 5])
+    M = voting_profile_matrix([[0, 1, 2], [1, 2, 0], [2, 0, 1]], rule="majority")
+    np.testing.assert_allclose([M[0, 1], M[1, 2], M[2, 0]], [1, 1, 1])
+    with pytest.raises(ValueError, match="permutation"):
+        voting_profile_matrix([[0, 0, 1]])
