@@ -1,8 +1,9 @@
-"""Preference matrices P[i, j] = P(i ≻ j): validation and the small generators notebook 01 needs.
+"""Preference matrices P[i, j] = P(i ≻ j): validation and generators, transitive or not.
 
 A preference matrix is the object the whole series works with: square, entries in [0, 1],
 P + Pᵀ = 1 (so the diagonal is 1/2). Nothing here assumes transitivity.
-Introduced in notebooks/01_bradley_terry_limits.
+Introduced in notebooks/01_bradley_terry_limits; the sources of cycles (annotator panels,
+voting profiles, dice, a two-criteria judge, blade-chest) in notebooks/02_intransitive_preferences.
 """
 
 from __future__ import annotations
@@ -97,12 +98,14 @@ def bradley_terry_matrix(scores) -> np.ndarray:
 
 
 def bt_mixture_matrix(n: int, weights=(0.4, 0.35, 0.25), scale: float = 10.0,
-                      rng: np.random.Generator | int | None = 0) -> tuple[np.ndarray, np.ndarray]:
+                      rng: np.random.Generator | int | None = 0,
+                      rule: str = "average") -> tuple[np.ndarray, np.ndarray]:
     """Average the preferences of several Bradley–Terry annotators who rank n responses differently.
 
     Each annotator k has scores ``scale * z_k`` with z_k ~ N(0, I). Every annotator is
     transitive; their weighted average need not be (a Condorcet cycle in probabilities).
-    Returns ``(P, scores)`` with ``scores`` of shape (k, n).
+    Returns ``(P, scores)`` with ``scores`` of shape (k, n). ``rule="majority"`` aggregates the
+    same annotators by weighted majority vote instead (see :func:`bt_annotators_matrix`).
     """
     if n < 2:
         raise ValueError(f"n must be >= 2, got {n}")
@@ -110,7 +113,11 @@ def bt_mixture_matrix(n: int, weights=(0.4, 0.35, 0.25), scale: float = 10.0,
     if w.ndim != 1 or w.size < 1 or (w < 0).any() or not np.isclose(w.sum(), 1.0):
         raise ValueError(f"weights must be non-negative and sum to 1, got {weights!r}")
     rng = np.random.default_rng(rng)
+    if rule not in ("average", "majority"):
+        raise ValueError(f"rule must be 'average' or 'majority', got {rule!r}")
     scores = scale * rng.standard_normal((w.size, n))
+    if rule == "majority":
+        return bt_annotators_matrix(scores, w, rule="majority"), scores
     P = sum(wk * bradley_terry_matrix(sk) for wk, sk in zip(w, scores, strict=True))
     return validate_preference_matrix(P), scores
 
@@ -183,3 +190,167 @@ def voting_profile_matrix(rankings, counts=None, rule: str = "average") -> np.nd
         np.fill_diagonal(P, 0.5)
         return validate_preference_matrix(P)
     raise ValueError(f"rule must be 'average' or 'majority', got {rule!r}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Sources of intransitive preferences (notebooks/02_intransitive_preferences).
+# Each generator returns a matrix that has passed validate_preference_matrix.
+# ---------------------------------------------------------------------------------------------
+
+CONDORCET_RANKINGS = ([0, 1, 2], [1, 2, 0], [2, 0, 1])
+
+
+def bt_annotators_matrix(scores, weights=None, rule: str = "average") -> np.ndarray:
+    """Aggregate a panel of Bradley–Terry annotators whose scores are known.
+
+    ``scores[k]`` holds annotator k's scores of the n responses (shape (k, n)); ``weights[k]``
+    is the share of the panel annotator k represents (default: equal). Two ways to aggregate:
+
+    * ``rule="average"``: P[i, j] = Σ_k w_k σ(s_ki − s_kj), the probability that a randomly
+      drawn annotator prefers i (what pooling everyone's labels estimates);
+    * ``rule="majority"``: every annotator votes for the response it scores higher (half a
+      vote each on equal scores); P[i, j] is 1 if more than half the weight votes i, 0 if less,
+      1/2 on an exact tie. This is the pairwise-majority (Condorcet) relation of the panel.
+
+    Every annotator is transitive; the aggregate need not be (Condorcet 1785).
+    """
+    S = np.asarray(scores, dtype=float)
+    if S.ndim != 2 or S.shape[1] < 2:
+        raise ValueError(f"scores must have shape (annotators, responses) with >= 2 responses, got {S.shape}")
+    if not np.isfinite(S).all():
+        raise ValueError("scores must be finite")
+    w = np.full(S.shape[0], 1.0 / S.shape[0]) if weights is None else np.asarray(weights, dtype=float)
+    if w.shape != (S.shape[0],) or (w < 0).any() or not np.isclose(w.sum(), 1.0):
+        raise ValueError(
+            f"weights must hold one non-negative weight per annotator ({S.shape[0]}) and sum to 1, "
+            f"got {weights!r}"
+        )
+    if rule == "average":
+        P = sum(wk * bradley_terry_matrix(sk) for wk, sk in zip(w, S, strict=True))
+        return validate_preference_matrix(P)
+    if rule == "majority":
+        D = S[:, :, None] - S[:, None, :]
+        votes = np.einsum("k,kij->ij", w, (D > 0) + 0.5 * (D == 0))
+        P = np.where(votes > 0.5 + 1e-12, 1.0, np.where(votes < 0.5 - 1e-12, 0.0, 0.5))
+        np.fill_diagonal(P, 0.5)
+        return validate_preference_matrix(P)
+    raise ValueError(f"rule must be 'average' or 'majority', got {rule!r}")
+
+
+def condorcet_profile(rule: str = "average") -> np.ndarray:
+    """Three voters ranking a ≻ b ≻ c, b ≻ c ≻ a and c ≻ a ≻ b (Condorcet's paradox).
+
+    Averaged: P(a ≻ b) = P(b ≻ c) = P(c ≻ a) = 2/3; by majority the cycle is certain.
+    """
+    return voting_profile_matrix(CONDORCET_RANKINGS, rule=rule)
+
+
+def five_voter_profile(rule: str = "average") -> np.ndarray:
+    """Two voters a ≻ b ≻ c, two b ≻ c ≻ a, one c ≻ a ≻ b.
+
+    Averaged: P(a ≻ b) = 3/5, P(b ≻ c) = 4/5, P(c ≻ a) = 3/5; the maximal lottery (Nash
+    equilibrium of the margin game, Fishburn 1984) is (0.6, 0.2, 0.2).
+    """
+    return voting_profile_matrix(CONDORCET_RANKINGS, counts=[2, 2, 1], rule=rule)
+
+
+def length_quality_matrix(lengths, quality, threshold: float = 150.0) -> np.ndarray:
+    """A two-criteria judge: prefer the clearly longer response, otherwise the better one.
+
+    If |length_i − length_j| ≥ ``threshold`` the longer response wins; otherwise the one with
+    higher ``quality`` wins (equal quality: 1/2). Each criterion alone is transitive; the rule
+    that switches between them is not. With lengths (300, 100, 200), quality B > C > A and
+    threshold 150 it gives A ≻ B, B ≻ C, C ≻ A (reference note §3, our own construction).
+    """
+    L = np.asarray(lengths, dtype=float)
+    Q = np.asarray(quality, dtype=float)
+    if L.ndim != 1 or L.shape != Q.shape or L.size < 2:
+        raise ValueError(
+            f"lengths and quality must be 1-D arrays of the same length >= 2, got {L.shape} and {Q.shape}"
+        )
+    if not (np.isfinite(L).all() and np.isfinite(Q).all()):
+        raise ValueError("lengths and quality must be finite")
+    if not threshold > 0:
+        raise ValueError(f"threshold must be > 0, got {threshold}")
+    dL = L[:, None] - L[None, :]
+    dQ = Q[:, None] - Q[None, :]
+    by_quality = 0.5 + 0.5 * np.sign(dQ)
+    P = np.where(np.abs(dL) >= threshold, 0.5 + 0.5 * np.sign(dL), by_quality)
+    np.fill_diagonal(P, 0.5)
+    return validate_preference_matrix(P)
+
+
+def random_length_quality(n: int, threshold: float = 150.0, length_range=(50.0, 450.0),
+                          rng: np.random.Generator | int | None = 0):
+    """The length-versus-quality judge on n random responses.
+
+    Lengths are uniform on ``length_range`` and qualities standard normal, drawn independently.
+    Returns ``(P, lengths, quality)``.
+    """
+    if n < 2:
+        raise ValueError(f"n must be >= 2, got {n}")
+    lo, hi = length_range
+    if not hi > lo:
+        raise ValueError(f"length_range must be (low, high) with high > low, got {length_range!r}")
+    rng = np.random.default_rng(rng)
+    lengths = rng.uniform(lo, hi, n)
+    quality = rng.standard_normal(n)
+    return length_quality_matrix(lengths, quality, threshold), lengths, quality
+
+
+def blade_chest_matrix(blades, chests, model: str = "inner") -> np.ndarray:
+    """P(a ≻ b) = σ(M(a, b)) under the blade-chest model (Chen & Joachims, WSDM 2016).
+
+    Every response a has a "blade" vector b_a (how it attacks) and a "chest" vector c_a (how it
+    defends). ``model="inner"``: M(a, b) = b_a·c_b − b_b·c_a. ``model="dist"``:
+    M(a, b) = ‖b_b − c_a‖² − ‖b_a − c_b‖². Both are skew-symmetric, so P + Pᵀ = 1, and
+    neither needs a cycle-free order.
+    """
+    B = np.asarray(blades, dtype=float)
+    C = np.asarray(chests, dtype=float)
+    if B.ndim != 2 or B.shape != C.shape or B.shape[0] < 2:
+        raise ValueError(
+            f"blades and chests must both have shape (n, d) with n >= 2, got {B.shape} and {C.shape}"
+        )
+    if not (np.isfinite(B).all() and np.isfinite(C).all()):
+        raise ValueError("blades and chests must be finite")
+    if model == "inner":
+        G = B @ C.T  # G[a, b] = b_a · c_b
+        M = G - G.T
+    elif model == "dist":
+        D = ((B[None, :, :] - C[:, None, :]) ** 2).sum(-1)  # D[a, b] = ‖b_b − c_a‖²
+        M = D - D.T
+    else:
+        raise ValueError(f"model must be 'inner' or 'dist', got {model!r}")
+    P = 0.5 * (1.0 + np.tanh(M / 2.0))  # σ(M), exactly P + Pᵀ = 1
+    return validate_preference_matrix(P)
+
+
+def random_blade_chest(n: int, dim: int = 2, scale: float = 2.0, model: str = "inner",
+                       rng: np.random.Generator | int | None = 0):
+    """Blade-chest preferences of n responses with Gaussian blades and chests (N(0, scale²)).
+
+    Returns ``(P, blades, chests)``.
+    """
+    if n < 2 or dim < 1:
+        raise ValueError(f"need n >= 2 and dim >= 1, got n={n}, dim={dim}")
+    rng = np.random.default_rng(rng)
+    blades = scale * rng.standard_normal((n, dim))
+    chests = scale * rng.standard_normal((n, dim))
+    return blade_chest_matrix(blades, chests, model), blades, chests
+
+
+def cyclic_tournament(n: int, p_win: float = 0.9) -> np.ndarray:
+    """Rock-paper-scissors on n responses (n odd): i beats the next (n − 1)/2 around a circle.
+
+    P[i, j] = ``p_win`` if (j − i) mod n ∈ {1, …, (n−1)/2}, else 1 − ``p_win``. Every response
+    wins exactly half its pairs, so every response has the same BT score and the best BT fit
+    is P = 1/2 everywhere, while every pair has a clear winner.
+    """
+    if n < 3 or n % 2 == 0:
+        raise ValueError(f"n must be odd and >= 3 (each response beats exactly half the rest), got {n}")
+    if not 0.5 < p_win <= 1.0:
+        raise ValueError(f"p_win must be in (1/2, 1], got {p_win}")
+    offset = (np.arange(n)[None, :] - np.arange(n)[:, None]) % n
+    P = np.where(offset == 0, 0.5, np.where(offset <= (n - 1) // 2, p_win, 1.0 - p_win))
+    return validate_preference_matrix(P)
