@@ -1,21 +1,87 @@
-"""The ``dnolab`` command. Subcommands: ``notebooks`` (the papermill runner)."""
+"""The ``dnolab`` command.
+
+* ``dnolab dno --config configs/toy.yaml [--set training.beta=0.5 ...]`` runs (or resumes) DNO;
+  works the same under ``torchrun --nproc_per_node N`` and ``accelerate launch``.
+* ``dnolab toy-policy --out DIR`` builds the toy world's SFT starting policy.
+* ``dnolab notebooks [--smoke] [--only 01]`` executes the notebooks (see dnolab.notebooks).
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+
+import yaml
+
+
+def _parse_sets(items: list[str]) -> dict:
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise SystemExit(f"--set expects key=value, got {item!r}")
+        key, value = item.split("=", 1)
+        out[key.strip()] = yaml.safe_load(value)
+    return out
+
+
+def _dno(args) -> int:
+    import torch
+
+    from .lm.config import ConfigError, load_config
+    from .lm.data import DNOInputError
+    from .lm.loop import CorruptRunError, run_dno
+    from .utils import set_cpu_threads
+
+    if not torch.cuda.is_available():
+        set_cpu_threads()
+    try:
+        config = load_config(args.config, _parse_sets(args.set))
+        summary = run_dno(config, show_progress=not args.no_progress)
+    except (ConfigError, DNOInputError, CorruptRunError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    last = summary["per_iteration"][-1]
+    print(json.dumps({"run": str(config.run_dir()), "iterations_done": summary["iterations_done"],
+                      "best_iterate": summary["best_iterate"],
+                      "win_rate_vs_teacher": last.get("win_rate_vs_teacher")}, indent=2))
+    return 0
+
+
+def _toy_policy(args) -> int:
+    from pathlib import Path
+
+    from .lm.toy import SFTConfig, ToyWorld, build_initial_policy
+    from .utils import set_cpu_threads
+
+    set_cpu_threads()
+    world = ToyWorld(sft=SFTConfig(steps=args.sft_steps, examples=args.sft_steps * 64))
+    path = build_initial_policy(world, Path(args.out), seed=args.seed, show_progress=not args.no_progress)
+    print(path)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = argparse.ArgumentParser(prog="dnolab", description=__doc__.split("\n")[0])
-    parser.add_argument("command", choices=["notebooks"], help="what to run")
-    args, rest = parser.parse_known_args(argv[:1])
-    if args.command == "notebooks":
+    if argv[:1] == ["notebooks"]:
         from .notebooks import main as notebooks_main
 
-        return notebooks_main(argv[1:] + rest)
-    return 2  # pragma: no cover - argparse rejects unknown commands
+        return notebooks_main(argv[1:])
+    parser = argparse.ArgumentParser(prog="dnolab", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    dno = sub.add_parser("dno", help="run or resume a DNO run from a YAML config")
+    dno.add_argument("--config", required=True, help="YAML config, e.g. configs/toy.yaml")
+    dno.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a config key, e.g. --set iterations=2 --set training.beta=0.5")
+    dno.add_argument("--no-progress", action="store_true", help="no progress bars")
+    toy = sub.add_parser("toy-policy", help="train the toy world's SFT starting policy")
+    toy.add_argument("--out", required=True)
+    toy.add_argument("--seed", type=int, default=0)
+    toy.add_argument("--sft-steps", type=int, default=1000)
+    toy.add_argument("--no-progress", action="store_true")
+    sub.add_parser("notebooks", help="execute the notebooks with papermill (see --help there)")
+    args = parser.parse_args(argv)
+    return {"dno": _dno, "toy-policy": _toy_policy}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,352 @@
+"""Judges: general preferences P(a ≻ b | x), with no assumption that they are transitive.
+
+The engine needs one of two things from a judge (duck-typed, so any object works):
+
+* ``preference(prompts, first, second) -> array``: P(first ≻ second | prompt) per triple,
+  NaN where the judge could not decide (counted as invalid and left out);
+* or ``scores(prompts, candidates) -> list[array]``: one score per candidate, all candidates
+  of a prompt judged together (a *listwise* judge, like the paper's 6-point rubric with the
+  K student samples and the gold answer side by side); pairwise preferences are then derived
+  from the scores.
+
+Implementations: the toy world's programmatic judge (``dnolab.lm.toy.ToyJudge``), a
+Bradley–Terry reward-model judge over a sequence-classification model, and LLM judges over
+a chat model, pairwise (both orders, to cancel position bias) and listwise (one call for all
+K + 1 candidates). TRL no longer ships judges (removed in TRL 1.1), so this interface is ours.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .data import DNOInputError
+
+
+def check_preferences(p, judge_name: str) -> np.ndarray:
+    """Validate a judge's output: values in [0, 1], or NaN for an invalid judgment."""
+    p = np.asarray(p, dtype=float)
+    finite = p[~np.isnan(p)]
+    if np.isinf(p).any() or ((finite < 0) | (finite > 1)).any():
+        bad = p[np.isinf(p) | (p < 0) | (p > 1)][0]
+        raise DNOInputError(
+            f"judge {judge_name!r} returned {bad!r}; a judge must return probabilities P(a ≻ b) in [0, 1] "
+            "(or NaN for a judgment it could not make). Fix the judge's output scaling"
+        )
+    return p
+
+
+def is_listwise(judge) -> bool:
+    return callable(getattr(judge, "scores", None))
+
+
+def win_matrix_from_scores(scores: np.ndarray, kind: str = "hard") -> np.ndarray:
+    """Pairwise preferences from per-candidate scores: 1/½/0 by comparison (``hard``, rubric
+    points) or σ(s_i − s_j) (``bt``, reward-model scores). NaN scores give NaN rows/columns."""
+    s = np.asarray(scores, dtype=float)
+    D = s[:, None] - s[None, :]
+    W = 1.0 / (1.0 + np.exp(-D)) if kind == "bt" else np.where(D > 0, 1.0, np.where(D < 0, 0.0, 0.5))
+    W[np.isnan(D)] = np.nan
+    np.fill_diagonal(W, 0.5)
+    return W
+
+
+def judge_win_matrices(judge, prompts: Sequence[str], candidates: Sequence[Sequence[str]]):
+    """For each prompt, the matrix W[i, j] = P(candidate i ≻ candidate j) and per-candidate scores.
+
+    Returns ``(matrices, scores)``; scores are the judge's own (listwise) or each candidate's
+    mean win rate against the others (pairwise), NaN-aware.
+    """
+    name = getattr(judge, "name", type(judge).__name__)
+    if is_listwise(judge):
+        raw = judge.scores(list(prompts), [list(c) for c in candidates])
+        kind = getattr(judge, "score_kind", "hard")
+        mats = [win_matrix_from_scores(s, kind) for s in raw]
+        return mats, [np.asarray(s, dtype=float) for s in raw]
+    rows_p, rows_a, rows_b, where = [], [], [], []
+    for k, (prompt, cands) in enumerate(zip(prompts, candidates, strict=True)):
+        for i in range(len(cands)):
+            for j in range(i + 1, len(cands)):
+                rows_p.append(prompt)
+                rows_a.append(cands[i])
+                rows_b.append(cands[j])
+                where.append((k, i, j))
+    p = check_preferences(judge.preference(rows_p, rows_a, rows_b), name) if rows_p else np.zeros(0)
+    mats = [np.full((len(c), len(c)), 0.5) for c in candidates]
+    for (k, i, j), value in zip(where, p, strict=True):
+        mats[k][i, j], mats[k][j, i] = value, 1.0 - value
+    scores = []
+    for W in mats:
+        off = W.copy()
+        np.fill_diagonal(off, np.nan)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a row of NaN (all invalid) stays NaN
+            scores.append(np.nanmean(off, axis=1))
+    return mats, scores
+
+
+# --- reward model (Bradley–Terry) judge --------------------------------------------------------
+
+@dataclass
+class RewardModelJudge:
+    """P(a ≻ b | x) = σ(r(x, a) − r(x, b)) from a sequence-classification reward model.
+
+    Transitive by construction (it is a BT model), included because it is what most RLHF
+    pipelines use; each candidate is scored once, so it is a listwise judge with BT scores.
+    """
+
+    model: object
+    tokenizer: object
+    chat: bool = True
+    batch_size: int = 16
+    max_length: int = 1024
+    name: str = "reward-model"
+    score_kind: str = "bt"
+    invalid_count: int = field(default=0, init=False)
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str, device=None, **kwargs) -> RewardModelJudge:
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        from .data import _load_error
+
+        try:
+            tok = AutoTokenizer.from_pretrained(name_or_path)
+            model = AutoModelForSequenceClassification.from_pretrained(name_or_path, num_labels=1)
+        except (OSError, ValueError) as err:
+            raise _load_error("reward model", name_or_path, err) from None
+        if tok.pad_token is None:
+            tok.pad_token = tok.eos_token
+        model.config.pad_token_id = tok.pad_token_id
+        return cls(model.to(device) if device else model.eval(), tok, name=f"reward-model:{name_or_path}", **kwargs)
+
+    def _texts(self, prompts, responses):
+        if self.chat and getattr(self.tokenizer, "chat_template", None):
+            return [self.tokenizer.apply_chat_template(
+                [{"role": "user", "content": p}, {"role": "assistant", "content": r}], tokenize=False)
+                for p, r in zip(prompts, responses, strict=True)]
+        return [f"{p} {r}" for p, r in zip(prompts, responses, strict=True)]
+
+    def reward(self, prompts, responses) -> np.ndarray:
+        import torch
+
+        texts = self._texts(prompts, responses)
+        out = []
+        self.tokenizer.padding_side = "right"
+        device = next(self.model.parameters()).device
+        with torch.no_grad():
+            for start in range(0, len(texts), self.batch_size):
+                enc = self.tokenizer(texts[start:start + self.batch_size], return_tensors="pt", padding=True,
+                                     truncation=True, max_length=self.max_length).to(device)
+                out.append(self.model(**enc).logits[:, 0].float().cpu().numpy())
+        return np.concatenate(out) if out else np.zeros(0)
+
+    def preference(self, prompts, first, second) -> np.ndarray:
+        ra, rb = self.reward(prompts, first), self.reward(prompts, second)
+        return 1.0 / (1.0 + np.exp(-(ra - rb)))
+
+    def scores(self, prompts, candidates) -> list[np.ndarray]:
+        flat_p = [p for p, c in zip(prompts, candidates, strict=True) for _ in c]
+        flat_r = [r for c in candidates for r in c]
+        rewards = self.reward(flat_p, flat_r)
+        out, start = [], 0
+        for c in candidates:
+            out.append(rewards[start:start + len(c)])
+            start += len(c)
+        return out
+
+
+# --- LLM judges ---------------------------------------------------------------------------------
+
+Chat = list[dict[str, str]]
+GenerateFn = Callable[[list[Chat], float], list[str]]
+
+
+def hf_chat_generator(model, tokenizer, max_new_tokens: int = 512, batch_size: int = 8) -> GenerateFn:
+    """A ``generate(chats, temperature) -> texts`` function over a Hugging Face chat model."""
+    import torch
+
+    def generate(chats: list[Chat], temperature: float) -> list[str]:
+        tokenizer.padding_side = "left"
+        device = next(model.parameters()).device
+        texts = []
+        for start in range(0, len(chats), batch_size):
+            batch = [tokenizer.apply_chat_template(c, add_generation_prompt=True, tokenize=False)
+                     for c in chats[start:start + batch_size]]
+            enc = tokenizer(batch, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
+            kwargs = {"do_sample": temperature > 0, "max_new_tokens": max_new_tokens,
+                      "pad_token_id": tokenizer.pad_token_id}
+            if temperature > 0:
+                kwargs["temperature"] = temperature
+            with torch.no_grad():
+                out = model.generate(**enc, **kwargs)
+            texts += tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+        return texts
+
+    return generate
+
+
+PAIRWISE_TEMPLATE = """You compare two answers to the same user request and decide which one is better:
+more correct, more helpful and clearer. Ignore their order and their length unless length
+makes an answer worse.
+
+[Request]
+{prompt}
+
+[Answer A]
+{a}
+
+[Answer B]
+{b}
+
+Reply with one line: "Winner: A" or "Winner: B"."""
+
+# The paper's 6-point additive rubric (Rosset et al. 2024, Fig. 3, itself adapted from the
+# Self-Rewarding LM prompt), in our own words: one point for each criterion met.
+RUBRIC_TEMPLATE = """Score each candidate answer to the user request below with an additive 6-point rubric.
+Start at 0 and add one point for each statement that holds:
+1. It is formatted as an answer to the request.
+2. It is relevant to the request.
+3. It addresses a substantial part of the request without rambling.
+4. It answers nearly all parts of the request correctly and directly, without excess.
+5. It is entirely correct, helpful, well organised and succinct.
+6. It is correct and concise, and reads as an expert answer tailored to the request.
+
+[Request]
+{prompt}
+
+{candidates}
+
+For every candidate give a justification of at most 100 words, then its score, as JSON:
+{{"1": {{"justification": "...", "score": 4}}, "2": {{"justification": "...", "score": 2}}, ...}}"""
+
+_WINNER = re.compile(r"winner\s*[:=]?\s*\**\s*\[?\s*(A|B)\b", re.IGNORECASE)
+_SCORE_LINE = re.compile(
+    r"(?:candidate|answer|response)?\s*#?\s*\[?\"?(\d+)\"?\]?\s*[:\-)]?[^\n\d]{0,200}?score\"?\s*[:=]\s*\"?([0-6](?:\.\d+)?)",
+    re.IGNORECASE)
+
+
+def parse_winner(text: str) -> int | None:
+    """0 if the text declares answer A the winner, 1 for B, None if it cannot be read."""
+    matches = _WINNER.findall(text or "")
+    if len({m.upper() for m in matches}) != 1:
+        return None
+    return 0 if matches[0].upper() == "A" else 1
+
+
+def parse_rubric_scores(text: str, n: int, max_score: int = 6) -> np.ndarray | None:
+    """Scores of candidates 1..n from a rubric reply (JSON, or 'n: ... Score: s' lines); None if any is missing."""
+    text = text or ""
+    found: dict[int, float] = {}
+    start, end = text.find("{"), text.rfind("}")
+    if 0 <= start < end:
+        try:
+            data = json.loads(text[start:end + 1])
+            for key, value in data.items():
+                score = value.get("score") if isinstance(value, dict) else value
+                found[int(key)] = float(score)
+        except (ValueError, TypeError, AttributeError):
+            found = {}
+    if len(found) < n:
+        found = {int(i): float(s) for i, s in _SCORE_LINE.findall(text)}
+    scores = [found.get(i) for i in range(1, n + 1)]
+    if any(s is None or not 0 <= s <= max_score for s in scores):
+        return None
+    return np.array(scores, dtype=float)
+
+
+@dataclass
+class PairwiseLLMJudge:
+    """An LLM asked "which answer is better?" in both orders; P(a ≻ b) is the mean of the two
+    verdicts (1, ½ or 0), which cancels a constant position bias. Unreadable replies are
+    retried with sampling, then counted as invalid; a pair with no valid verdict is NaN."""
+
+    generate: GenerateFn
+    retries: int = 2
+    retry_temperature: float = 0.7
+    name: str = "llm-pairwise"
+    invalid_count: int = field(default=0, init=False)
+    calls: int = field(default=0, init=False)
+
+    def _verdicts(self, chats: list[Chat]) -> list[int | None]:
+        verdicts: list[int | None] = [None] * len(chats)
+        todo = list(range(len(chats)))
+        for attempt in range(self.retries + 1):
+            if not todo:
+                break
+            replies = self.generate([chats[i] for i in todo], 0.0 if attempt == 0 else self.retry_temperature)
+            self.calls += len(todo)
+            for i, reply in zip(todo, replies, strict=True):
+                verdicts[i] = parse_winner(reply)
+            todo = [i for i in todo if verdicts[i] is None]
+        self.invalid_count += len(todo)
+        return verdicts
+
+    def preference(self, prompts, first, second) -> np.ndarray:
+        chats = []
+        for p, a, b in zip(prompts, first, second, strict=True):
+            chats.append([{"role": "user", "content": PAIRWISE_TEMPLATE.format(prompt=p, a=a, b=b)}])
+            chats.append([{"role": "user", "content": PAIRWISE_TEMPLATE.format(prompt=p, a=b, b=a)}])
+        v = self._verdicts(chats)
+        out = np.full(len(prompts), np.nan)
+        for k in range(len(prompts)):
+            wins = []
+            if v[2 * k] is not None:
+                wins.append(1.0 if v[2 * k] == 0 else 0.0)  # A (= first) won
+            if v[2 * k + 1] is not None:
+                wins.append(1.0 if v[2 * k + 1] == 1 else 0.0)  # B (= first) won
+            if wins:
+                out[k] = float(np.mean(wins))
+        return out
+
+
+@dataclass
+class ListwiseLLMJudge:
+    """The paper's batched judge: all K + 1 candidates of a prompt in one call, each scored on
+    the additive 6-point rubric; candidates are shown in a seeded random order to spread
+    position bias. Unreadable replies are retried, then the prompt's scores are NaN."""
+
+    generate: GenerateFn
+    retries: int = 2
+    retry_temperature: float = 0.7
+    seed: int = 0
+    name: str = "llm-listwise"
+    score_kind: str = "hard"
+    invalid_count: int = field(default=0, init=False)
+    calls: int = field(default=0, init=False)
+
+    def _chat(self, prompt: str, candidates: list[str], order: np.ndarray) -> Chat:
+        blocks = "\n\n".join(f"[Candidate {i + 1}]\n{candidates[j]}" for i, j in enumerate(order))
+        return [{"role": "user", "content": RUBRIC_TEMPLATE.format(prompt=prompt, candidates=blocks)}]
+
+    def scores(self, prompts, candidates) -> list[np.ndarray]:
+        rng = np.random.default_rng(self.seed)
+        orders = [rng.permutation(len(c)) for c in candidates]
+        chats = [self._chat(p, list(c), o) for p, c, o in zip(prompts, candidates, orders, strict=True)]
+        parsed: list[np.ndarray | None] = [None] * len(chats)
+        todo = list(range(len(chats)))
+        for attempt in range(self.retries + 1):
+            if not todo:
+                break
+            replies = self.generate([chats[i] for i in todo], 0.0 if attempt == 0 else self.retry_temperature)
+            self.calls += len(todo)
+            for i, reply in zip(todo, replies, strict=True):
+                parsed[i] = parse_rubric_scores(reply, len(candidates[i]))
+            todo = [i for i in todo if parsed[i] is None]
+        self.invalid_count += len(todo)
+        out = []
+        for s, order, c in zip(parsed, orders, candidates, strict=True):
+            scores = np.full(len(c), np.nan)
+            if s is not None:
+                scores[order] = s  # shown position i held candidate order[i]
+            out.append(scores)
+        return out
+
+    def preference(self, prompts, first, second) -> np.ndarray:
+        s = self.scores(prompts, [[a, b] for a, b in zip(first, second, strict=True)])
+        return np.array([win_matrix_from_scores(x)[0, 1] for x in s])

@@ -1,0 +1,42 @@
+"""DNO's loss: one binary cross-entropy that covers Algorithm 1 and Algorithm 2.
+
+With Δ = log π(y₁|x)/π_t(y₁|x) − log π(y₂|x)/π_t(y₂|x) (reference = the previous iterate π_t),
+
+    loss = BCE-with-logits(β·Δ, target)
+         = −[target·log σ(β·Δ) + (1 − target)·log σ(−β·Δ)].
+
+* target = σ(r_t(y₁) − r_t(y₂)), a soft label: Algorithm 1's regression step, paper eq. 8
+  (η = β).
+* target = 1 for a large-margin pair (y₁ = y⁺, y₂ = y⁻): Algorithm 2's contrastive step,
+  paper eq. 13, which is the DPO loss with reference π_t.
+
+At β·Δ = 0 (the policy still equals its reference) the loss is log 2 for every target.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def sequence_logps(logits: torch.Tensor, input_ids: torch.Tensor, completion_mask: torch.Tensor) -> torch.Tensor:
+    """Σ over completion tokens of log π(token | prefix), one value per sequence.
+
+    ``logits[:, t]`` predicts ``input_ids[:, t + 1]``; only positions whose target token is
+    a completion token count.
+    """
+    logps = torch.log_softmax(logits[:, :-1].float(), dim=-1)
+    targets = input_ids[:, 1:]
+    token_logps = torch.gather(logps, 2, targets.unsqueeze(-1)).squeeze(-1)
+    return (token_logps * completion_mask[:, 1:].to(token_logps.dtype)).sum(dim=1)
+
+
+def dno_loss(policy_chosen_logps: torch.Tensor, policy_rejected_logps: torch.Tensor,
+             ref_chosen_logps: torch.Tensor, ref_rejected_logps: torch.Tensor,
+             beta: float, target: torch.Tensor | float = 1.0) -> torch.Tensor:
+    """Per-pair loss BCE-with-logits(β·Δ, target) (paper eq. 8; eq. 13 when target = 1)."""
+    if beta <= 0:
+        raise ValueError(f"beta must be > 0, got {beta}")
+    delta = (policy_chosen_logps - ref_chosen_logps) - (policy_rejected_logps - ref_rejected_logps)
+    target = torch.as_tensor(target, dtype=delta.dtype, device=delta.device).expand_as(delta)
+    return F.binary_cross_entropy_with_logits(beta * delta, target, reduction="none")

@@ -1,0 +1,108 @@
+"""Batched on-policy sampling: K responses per prompt (Algorithm 2, line 4).
+
+``sample_responses`` is the one entry point the loop calls; a faster backend (vLLM on GPUs)
+can replace it behind the same signature. Batches are defined over the *global* prompt list
+and each is seeded from (seed, batch index), so a prompt gets the same samples whether one
+process or several (``torchrun``) draw them.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+from tqdm.auto import tqdm
+
+from .data import encode_prompt
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    """Decoding settings (the paper: K = 5, temperature 0.7, top-p 0.95)."""
+
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_new_tokens: int = 12
+    batch_size: int = 256  # prompts per generate() call
+
+    def __post_init__(self):
+        if self.temperature <= 0:
+            raise ValueError(f"sampling.temperature must be > 0, got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"sampling.top_p must be in (0, 1], got {self.top_p}")
+        if self.max_new_tokens < 1 or self.batch_size < 1:
+            raise ValueError("sampling.max_new_tokens and sampling.batch_size must be >= 1")
+
+
+def batch_indices(n_prompts: int, batch_size: int) -> list[range]:
+    """The global batches of prompt indices."""
+    return [range(s, min(s + batch_size, n_prompts)) for s in range(0, n_prompts, batch_size)]
+
+
+def sample_batch(model, tokenizer, prompts: list[str], k: int, config: SamplingConfig,
+                 seed: int, chat: bool = False) -> list[list[str]]:
+    """K sampled responses for each prompt of one batch (left-padded, one generate call)."""
+    import torch
+
+    device = next(model.parameters()).device
+    ids = [encode_prompt(tokenizer, p, chat) for p in prompts]
+    width = max(len(x) for x in ids)
+    pad = tokenizer.pad_token_id
+    input_ids = torch.tensor([[pad] * (width - len(x)) + x for x in ids], device=device)
+    attention = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in ids], device=device)
+    torch.manual_seed(seed)
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        out = model.generate(
+            input_ids=input_ids, attention_mask=attention, do_sample=True,
+            temperature=config.temperature, top_p=config.top_p, top_k=0,
+            max_new_tokens=config.max_new_tokens, num_return_sequences=k,
+            pad_token_id=pad, eos_token_id=tokenizer.eos_token_id,
+        )
+    model.train(was_training)
+    texts = tokenizer.batch_decode(out[:, width:], skip_special_tokens=True)
+    texts = [t.strip() for t in texts]
+    return [texts[i * k:(i + 1) * k] for i in range(len(prompts))]
+
+
+def sample_responses(model, tokenizer, prompts: list[str], k: int, config: SamplingConfig,
+                     seed: int, chat: bool = False, batches: list[int] | None = None,
+                     show_progress: bool = True, desc: str = "sampling") -> dict[int, list[str]]:
+    """K responses for each prompt, as ``{prompt index: [responses]}``.
+
+    ``batches`` restricts the work to some global batch numbers (a process's share under
+    ``torchrun``); by default all of them are drawn.
+    """
+    if k < 1:
+        raise ValueError(f"need at least one sample per prompt, got k={k}")
+    all_batches = batch_indices(len(prompts), config.batch_size)
+    todo = range(len(all_batches)) if batches is None else batches
+    out: dict[int, list[str]] = {}
+    for b in tqdm(list(todo), desc=desc, disable=not show_progress, leave=False):
+        idx = all_batches[b]
+        samples = sample_batch(model, tokenizer, [prompts[i] for i in idx], k, config,
+                               seed=seed * 1_000_003 + b, chat=chat)
+        out.update(zip(idx, samples, strict=True))
+    return out
+
+
+def repeated_ngram_share(text: str, n: int = 3) -> float:
+    """Share of the text's word n-grams that repeat an earlier one (0 for short texts)."""
+    words = text.split()
+    grams = [tuple(words[i:i + n]) for i in range(len(words) - n + 1)]
+    if not grams:
+        return 0.0
+    counts = Counter(grams)
+    return sum(c - 1 for c in counts.values()) / len(grams)
+
+
+def is_degenerate(text: str, n: int = 3, max_share: float = 0.3, min_ngrams: int = 4) -> bool:
+    """The paper's automatic negative: a sample with many repeated n-grams.
+
+    The paper gives no threshold; we flag a response whose word n-grams (n = 3) repeat in
+    more than 30 % of positions once it has at least four of them.
+    """
+    if len(text.split()) - n + 1 < min_ngrams:
+        return False
+    return repeated_ngram_share(text, n) > max_share

@@ -1,0 +1,216 @@
+"""The inner optimisation of one DNO iteration, on ``transformers.Trainer``.
+
+Building on ``Trainer`` gives ``accelerate launch`` / ``torchrun``, bf16, gradient
+accumulation, DeepSpeed and FSDP unchanged. The reference π_t is never held in memory during
+training: its sequence log-probabilities are computed once per iteration
+(:func:`add_reference_logps`) and travel with the pairs, which also makes the first step's
+loss exactly log 2.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from transformers import Trainer, TrainerCallback, TrainingArguments
+from transformers.trainer_callback import PrinterCallback, ProgressCallback
+from trl.trainer.dpo_trainer import DataCollatorForPreference
+
+from .data import encode_prompt
+from .losses import dno_loss, sequence_logps
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """Optimiser settings of the contrastive step (the paper: ≤ 1 epoch, effective batch 64)."""
+
+    beta: float = 1.0
+    learning_rate: float = 3e-4
+    batch_size: int = 32  # effective (global) batch: per-device × processes × accumulation
+    gradient_accumulation_steps: int = 1
+    epochs: float = 1.0
+    max_grad_norm: float = 1.0
+    lr_scheduler: str = "constant"
+    warmup_ratio: float = 0.0
+    weight_decay: float = 0.0
+    bf16: str | bool = "auto"  # auto: bf16 where the GPU supports it
+    reference_batch_size: int = 256
+
+    def __post_init__(self):
+        if not self.beta > 0:
+            raise ValueError(f"training.beta must be > 0 (it is DNO's η), got {self.beta}")
+        if not self.learning_rate > 0:
+            raise ValueError(f"training.learning_rate must be > 0, got {self.learning_rate}")
+        if self.batch_size < 1 or self.gradient_accumulation_steps < 1:
+            raise ValueError("training.batch_size and gradient_accumulation_steps must be >= 1")
+        if not self.epochs > 0:
+            raise ValueError(f"training.epochs must be > 0, got {self.epochs}")
+
+
+def tokenize_pairs(pairs, tokenizer, chat: bool):
+    """Add ``prompt_ids``, ``chosen_ids``, ``rejected_ids`` (completion + EOS) to a pair dataset."""
+    eos = tokenizer.eos_token_id
+
+    def encode(batch):
+        if chat:
+            prompt_ids = [encode_prompt(tokenizer, p, chat=True) for p in batch["prompt"]]
+        else:
+            prompt_ids = tokenizer(batch["prompt"], add_special_tokens=True)["input_ids"]
+        chosen = tokenizer(batch["chosen"], add_special_tokens=False)["input_ids"]
+        rejected = tokenizer(batch["rejected"], add_special_tokens=False)["input_ids"]
+        return {"prompt_ids": prompt_ids, "chosen_ids": [[*c, eos] for c in chosen],
+                "rejected_ids": [[*r, eos] for r in rejected]}
+
+    return pairs.map(encode, batched=True, batch_size=1000)
+
+
+class PreferenceCollator(DataCollatorForPreference):
+    """TRL's preference collator ([chosen; rejected], completion mask, reference log-probs),
+    plus the per-pair soft ``target`` of Algorithm 1 (1.0 when absent)."""
+
+    def torch_call(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
+        batch = super().torch_call(examples)
+        batch["target"] = torch.tensor([float(e.get("target", 1.0)) for e in examples])
+        return batch
+
+
+@torch.no_grad()
+def pair_logps(model, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sequence log-probabilities of the chosen and rejected completions of a collated batch."""
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False).logits
+    logps = sequence_logps(logits, batch["input_ids"], batch["completion_mask"])
+    return logps.chunk(2)
+
+
+def add_reference_logps(model, dataset, tokenizer, batch_size: int = 256, device=None, show_progress: bool = False):
+    """Score every pair with the reference π_t once; add ``ref_chosen_logps``/``ref_rejected_logps``."""
+    from tqdm.auto import tqdm
+
+    device = device or next(model.parameters()).device
+    collator = PreferenceCollator(pad_token_id=tokenizer.pad_token_id)
+    columns = dataset.select_columns(["prompt_ids", "chosen_ids", "rejected_ids"]).to_dict()
+    was_training = model.training
+    model.eval()
+    chosen, rejected = [], []
+    for start in tqdm(range(0, len(dataset), batch_size), desc="reference log-probs",
+                      disable=not show_progress, leave=False):
+        rows = [{k: v[i] for k, v in columns.items()} for i in range(start, min(start + batch_size, len(dataset)))]
+        batch = {k: v.to(device) for k, v in collator(rows).items()}
+        c, r = pair_logps(model, batch)
+        chosen += c.float().cpu().tolist()
+        rejected += r.float().cpu().tolist()
+    model.train(was_training)
+    for name in ("ref_chosen_logps", "ref_rejected_logps"):
+        if name in dataset.column_names:
+            dataset = dataset.remove_columns(name)
+    return dataset.add_column("ref_chosen_logps", chosen).add_column("ref_rejected_logps", rejected)
+
+
+class StepProgress(TrainerCallback):
+    """A quiet progress bar over optimiser steps (the Trainer's own prints every log dict)."""
+
+    def __init__(self, desc: str = "training"):
+        self.desc, self.bar = desc, None
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        from tqdm.auto import tqdm
+
+        if state.is_local_process_zero:
+            self.bar = tqdm(total=state.max_steps, desc=self.desc, leave=False)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def on_train_end(self, args, state, control, **kwargs):
+        if self.bar is not None:
+            self.bar.close()
+
+
+def quiet_trainer(trainer, show_progress: bool, desc: str = "training"):
+    """Replace the Trainer's printing callbacks by :class:`StepProgress` (or nothing)."""
+    trainer.remove_callback(PrinterCallback)
+    trainer.remove_callback(ProgressCallback)
+    if show_progress:
+        trainer.add_callback(StepProgress(desc))
+    return trainer
+
+
+class LossRecorder(TrainerCallback):
+    """Keeps each logged training loss (the Trainer averages it over processes)."""
+
+    def __init__(self):
+        self.losses: list[float] = []
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if logs and "loss" in logs:
+            self.losses.append(float(logs["loss"]))
+
+
+class DNOTrainer(Trainer):
+    """``Trainer`` whose loss is DNO's BCE(β·Δ, target) with precomputed reference log-probs."""
+
+    # compute_loss returns a per-batch mean, so the Trainer must divide by the accumulation steps.
+    loss_is_scaled_for_ga = False
+
+    def __init__(self, *args, beta: float, **kwargs):
+        if not beta > 0:
+            raise ValueError(f"beta must be > 0, got {beta}")
+        self.beta = beta
+        super().__init__(*args, **kwargs)
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        logits = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], use_cache=False).logits
+        logps = sequence_logps(logits, inputs["input_ids"], inputs["completion_mask"])
+        chosen, rejected = logps.chunk(2)
+        losses = dno_loss(chosen, rejected, inputs["ref_chosen_logps"], inputs["ref_rejected_logps"],
+                          self.beta, inputs["target"])
+        loss = losses.mean()
+        return (loss, {"chosen_logps": chosen, "rejected_logps": rejected}) if return_outputs else loss
+
+
+def training_arguments(config: TrainingConfig, output_dir: str, seed: int, n_pairs: int,
+                       world_size: int = 1, use_cpu: bool | None = None, show_progress: bool = False,
+                       logging_steps: int = 1) -> TrainingArguments:
+    """TrainingArguments for one iteration: global batch ``config.batch_size`` split over processes."""
+    per_device, rest = divmod(config.batch_size, world_size * config.gradient_accumulation_steps)
+    if per_device < 1 or rest:
+        raise ValueError(
+            f"training.batch_size={config.batch_size} must be a multiple of processes × accumulation "
+            f"({world_size} × {config.gradient_accumulation_steps})")
+    cuda = torch.cuda.is_available() and not use_cpu
+    bf16 = (cuda and torch.cuda.is_bf16_supported()) if config.bf16 == "auto" else bool(config.bf16)
+    return TrainingArguments(
+        output_dir=output_dir, per_device_train_batch_size=per_device,
+        gradient_accumulation_steps=config.gradient_accumulation_steps,
+        num_train_epochs=config.epochs, learning_rate=config.learning_rate,
+        lr_scheduler_type=config.lr_scheduler, warmup_steps=math.ceil(config.warmup_ratio * max(
+            1, n_pairs // config.batch_size)), weight_decay=config.weight_decay,
+        max_grad_norm=config.max_grad_norm, logging_steps=logging_steps, save_strategy="no",
+        report_to="none", seed=seed, data_seed=seed, bf16=bf16, use_cpu=not cuda,
+        remove_unused_columns=False, dataloader_num_workers=0, disable_tqdm=True,
+    )
+
+
+def train_on_pairs(model, tokenizer, pairs, config: TrainingConfig, output_dir: str, seed: int,
+                   world_size: int = 1, use_cpu: bool | None = None, show_progress: bool = False):
+    """One contrastive step over the pairs (≤ ``epochs`` passes); returns (model, per-step losses).
+
+    ``pairs`` must already hold token ids and reference log-probs (:func:`tokenize_pairs`,
+    :func:`add_reference_logps`).
+    """
+    needed = {"prompt_ids", "chosen_ids", "rejected_ids", "ref_chosen_logps", "ref_rejected_logps"}
+    missing = needed - set(pairs.column_names)
+    if missing:
+        raise ValueError(f"pairs lack columns {sorted(missing)}: run tokenize_pairs and add_reference_logps first")
+    keep = [*sorted(needed), *(["target"] if "target" in pairs.column_names else [])]
+    args = training_arguments(config, output_dir, seed, len(pairs), world_size, use_cpu, show_progress)
+    recorder = LossRecorder()
+    trainer = DNOTrainer(model=model, args=args, beta=config.beta, train_dataset=pairs.select_columns(keep),
+                         data_collator=PreferenceCollator(pad_token_id=tokenizer.pad_token_id),
+                         callbacks=[recorder])
+    quiet_trainer(trainer, show_progress, desc="training")
+    trainer.train()
+    return trainer.model, recorder.losses

@@ -1,0 +1,128 @@
+"""What a run is about: its prompts and gold answers, its judge, and its starting policy.
+
+``make_world(config)`` returns the toy world (no network) or a Hub world (model, prompts and
+judge named by Hub ids or local folders); the loop treats both the same way.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .config import DNOConfig
+from .data import DNOInputError, PromptSet, load_causal_lm, load_prompt_dataset, load_tokenizer
+from .toy import (
+    SFTConfig,
+    ToyJudge,
+    ToyModelConfig,
+    ToyTask,
+    ToyWorld,
+    build_initial_policy,
+    response_metrics,
+)
+
+
+@dataclass
+class World:
+    kind: str
+    judge: Any
+    chat: bool
+    config: DNOConfig
+    toy: ToyWorld | None = None
+
+    def prompt_pool(self, n: int, seed: int) -> PromptSet:
+        """At least ``n`` distinct prompts with gold answers where the world has them."""
+        if self.toy is not None:
+            prompts = self.toy.task.prompts(n, np.random.default_rng([seed, 7]))
+            return PromptSet(prompts, [self.toy.task.teacher(p) for p in prompts])
+        p = self.config.prompts
+        return load_prompt_dataset(p.source, p.split, p.prompt_column, p.gold_column, p.limit, seed)
+
+    def response_metrics(self, prompts: list[str], responses: list[str]) -> dict:
+        """World-specific diagnostics of a policy's responses (toy: exact match, styles)."""
+        if self.toy is not None:
+            return response_metrics(prompts, responses, self.judge)
+        return {"mean_length": float(np.mean([len(r.split()) for r in responses]))}
+
+    def build_initial_policy(self, dest: Path, seed: int, show_progress: bool) -> Path:
+        """π₁ saved with save_pretrained: the toy SFT model, or a copy of the named model."""
+        name = self.config.model.name_or_path
+        if name is None:
+            if self.toy is None:
+                raise DNOInputError("model.name_or_path is required outside the toy world")
+            from accelerate import PartialState
+
+            if PartialState().num_processes > 1:
+                raise DNOInputError(
+                    "the toy SFT policy is built in one process; run `dnolab toy-policy --out DIR` first "
+                    "and set model.name_or_path: DIR for multi-process runs")
+            return build_initial_policy(self.toy, dest, seed, show_progress=show_progress)
+        tmp = dest.with_name(dest.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tokenizer = load_tokenizer(name, pad_with_eos=self.config.model.pad_with_eos)
+        model = load_causal_lm(name, dtype=_dtype(self.config.model.dtype))
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        if dest.exists():
+            shutil.rmtree(dest)
+        os.replace(tmp, dest)
+        return dest
+
+
+def _dtype(name: str):
+    import torch
+
+    table = {"auto": "auto", "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+    if name not in table:
+        raise DNOInputError(f"model.dtype must be one of {sorted(table)}, got {name!r}")
+    return table[name]
+
+
+def toy_world_from_config(config: DNOConfig) -> ToyWorld:
+    j, t = config.judge, config.toy
+    return ToyWorld(
+        task=ToyTask(),
+        judge=ToyJudge(quality_weight=j.quality_weight, cycle_weight=j.cycle_weight, noise=j.noise,
+                       transitive_only=j.transitive_only),
+        model=ToyModelConfig(hidden_size=t.hidden_size, num_layers=t.num_layers),
+        sft=SFTConfig(steps=t.sft_steps, batch_size=t.sft_batch_size, learning_rate=t.sft_learning_rate,
+                      examples=t.sft_steps * t.sft_batch_size),
+    )
+
+
+def make_judge(config: DNOConfig, device=None):
+    j = config.judge
+    if j.kind == "toy":
+        return toy_world_from_config(config).judge
+    if j.kind == "reward-model":
+        from .judges import RewardModelJudge
+
+        return RewardModelJudge.from_pretrained(j.name_or_path, device=device, chat=config.model.chat,
+                                                batch_size=j.batch_size)
+    from .judges import ListwiseLLMJudge, PairwiseLLMJudge, hf_chat_generator
+
+    tokenizer = load_tokenizer(j.name_or_path, pad_with_eos=True)
+    model = load_causal_lm(j.name_or_path, dtype=_dtype(config.model.dtype), device=device).eval()
+    generate = hf_chat_generator(model, tokenizer, max_new_tokens=j.max_new_tokens, batch_size=j.batch_size)
+    cls = PairwiseLLMJudge if j.kind == "llm-pairwise" else ListwiseLLMJudge
+    return cls(generate, retries=j.retries, name=f"{j.kind}:{j.name_or_path}")
+
+
+def make_world(config: DNOConfig, device=None) -> World:
+    """The toy world when ``prompts.source == 'toy'``, a Hub world otherwise."""
+    if config.prompts.source == "toy":
+        if config.judge.kind != "toy":
+            raise DNOInputError("prompts.source 'toy' needs judge.kind 'toy' (the toy task has its own judge)")
+        toy = toy_world_from_config(config)
+        return World("toy", toy.judge, chat=False, config=config, toy=toy)
+    if config.use_gold and not config.prompts.gold_column:
+        raise DNOInputError("use_gold: true needs prompts.gold_column (the teacher's answers); "
+                            "set it, or set use_gold: false to rank the policy's own samples only")
+    if config.judge.kind == "toy":
+        raise DNOInputError("judge.kind 'toy' only understands the toy task; pick reward-model or an llm judge")
+    return World("hub", make_judge(config, device), chat=config.model.chat, config=config)
