@@ -138,7 +138,7 @@ def fit_general_preference(wins, dim: int = 4, l2: float = 1e-2, seed: int = 0,
     with torch.no_grad():
         nll = float(nll_of(V))
         objective = (nll + 0.5 * l2 * float((V * V).sum())) / total
-    n_iter = int(opt.state[opt._params[0]].get("n_iter", 0))
+    n_iter = int(opt.state[V].get("n_iter", 0))
     return GPMFit(V.detach().numpy().copy(), nll, objective, float(total), n_iter)
 
 

@@ -134,8 +134,8 @@ def preference_flow(P, flow: str = "probability", eps: float = 1e-6) -> np.ndarr
 def hodge_decomposition(P, weights=None, flow: str = "probability") -> HodgeSplit:
     """Split the preference flow into a ranking part and a cyclic part by weighted least squares.
 
-    HodgeRank (Jiang et al. 2011, eq. for the l2 projection onto gradient flows): find scores
-    s minimising Σ_{i<j} w_ij (s_i − s_j − A_ij)². The normal equations are L s = div A with the
+    HodgeRank (Jiang et al. 2011: the weighted least-squares ranking problem, i.e. the l2
+    projection of the flow onto gradient flows): find scores s minimising Σ_{i<j} w_ij (s_i − s_j − A_ij)². The normal equations are L s = div A with the
     graph Laplacian L = diag(W 1) − W and divergence (div A)_i = Σ_j w_ij A_ij. The residual
     A − (s_i − s_j) is orthogonal to every gradient flow, so the energies add up:
     ‖A‖² = ‖gradient‖² + ‖cyclic‖² (all norms weighted by w over the pairs i < j).

@@ -49,6 +49,29 @@ def test_bradley_terry_is_the_rank_two_special_case():
     np.testing.assert_allclose(gpm_matrix(V), bradley_terry_matrix(s), atol=1e-14)
 
 
+@pytest.mark.parametrize("n", [6, 7])
+def test_any_skew_symmetric_matrix_is_representable(n):
+    # Independent construction from the real Schur form S = Z T Zᵀ, where T is block-diagonal
+    # with 2x2 blocks [[0, b], [-b, 0]] (and a zero 1x1 block when n is odd).
+    from scipy.linalg import schur
+
+    rng = np.random.default_rng(n)
+    X = rng.standard_normal((n, n))
+    S = X - X.T
+    T, Z = schur(S, output="real")
+    V = np.zeros((n, 2 * (n // 2)))
+    col, a = 0, 0
+    while a < n - 1:
+        b = T[a, a + 1]
+        if abs(b) < 1e-12 and abs(T[a + 1, a]) < 1e-12:
+            a += 1  # a zero eigenvalue: nothing to represent
+            continue
+        pair = Z[:, [a, a + 1]] if b > 0 else Z[:, [a + 1, a]]
+        V[:, col:col + 2] = np.sqrt(abs(b)) * pair
+        col, a = col + 2, a + 2
+    np.testing.assert_allclose(gpm_score_matrix(V), S, atol=1e-10)
+
+
 def test_three_vectors_at_120_degrees_play_rock_paper_scissors():
     angles = np.array([0.0, 2 * np.pi / 3, 4 * np.pi / 3])
     V = 4.0 * np.c_[np.cos(angles), np.sin(angles)]
