@@ -13,6 +13,11 @@ NOTEBOOK_DIR = ROOT / "notebooks"
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
+# No test touches the network: Hub lookups fail at once instead of waiting on timeouts.
+for _var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
+    os.environ.setdefault(_var, "1")
+os.environ.setdefault("DNOLAB_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # before torch is imported: see dnolab.utils
 
 
 @pytest.fixture

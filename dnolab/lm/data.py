@@ -27,7 +27,7 @@ def load_tokenizer(name_or_path: str, require_pad: bool = True, pad_with_eos: bo
     from transformers import AutoTokenizer
 
     try:
-        tokenizer = AutoTokenizer.from_pretrained(name_or_path)
+        tokenizer = AutoTokenizer.from_pretrained(name_or_path, local_files_only=_hub_offline())
     except (OSError, ValueError) as err:
         raise _load_error("tokenizer", name_or_path, err) from None
     tokenizer.padding_side = "left"
@@ -50,7 +50,7 @@ def load_causal_lm(name_or_path: str, dtype=None, device=None):
 
     hf_logging.disable_progress_bar()
     try:
-        model = AutoModelForCausalLM.from_pretrained(name_or_path, dtype=dtype)
+        model = AutoModelForCausalLM.from_pretrained(name_or_path, dtype=dtype, local_files_only=_hub_offline())
     except (OSError, ValueError) as err:
         raise _load_error("model", name_or_path, err) from None
     model.__dict__.pop("forward", None)  # in case a TRL trainer patched it on an in-memory copy
@@ -121,6 +121,8 @@ def load_prompt_dataset(source: str, split: str = "train", prompt_column: str = 
                 ds = ds[split]
         elif path.is_file():
             ds = datasets.load_dataset("json", data_files=str(path), split="train")
+        elif _hub_offline():
+            raise FileNotFoundError(f"{source!r} is not a local folder or file")
         else:
             ds = datasets.load_dataset(source, split=split)
     except DNOInputError:

@@ -84,8 +84,15 @@ def table2_statistics(win_matrices, scores, has_gold: bool, responses, pairs_by_
         beats = [np.nan_to_num(W[:-1, -1], nan=0.0) > 0.5 for W in win_matrices]
         out["best_of_k_win_rate"] = float(np.mean([b.any() for b in beats]))
         out["mean_student_wins"] = float(np.mean([b.sum() for b in beats]))
-        out["mean_teacher_score"] = float(np.nanmean([s[-1] for s in scores]))
-        out["mean_student_score"] = float(np.nanmean(np.concatenate([s[:-1] for s in scores])))
+        out["mean_teacher_score"] = _nanmean([s[-1] for s in scores])
+        out["mean_student_score"] = _nanmean(np.concatenate([s[:-1] for s in scores]))
     else:
-        out["mean_student_score"] = float(np.nanmean(np.concatenate(scores)))
+        out["mean_student_score"] = _nanmean(np.concatenate(scores))
     return out
+
+
+def _nanmean(values) -> float:
+    """Mean of the valid (non-NaN) values; NaN when every judgment was invalid."""
+    x = np.asarray(values, dtype=float)
+    x = x[~np.isnan(x)]
+    return float(x.mean()) if x.size else float("nan")

@@ -35,7 +35,7 @@ def check_preferences(p, judge_name: str) -> np.ndarray:
     if np.isinf(p).any() or ((finite < 0) | (finite > 1)).any():
         bad = p[np.isinf(p) | (p < 0) | (p > 1)][0]
         raise DNOInputError(
-            f"judge {judge_name!r} returned {bad!r}; a judge must return probabilities P(a ≻ b) in [0, 1] "
+            f"judge {judge_name!r} returned {float(bad)!r}; a judge must return probabilities P(a ≻ b) in [0, 1] "
             "(or NaN for a judgment it could not make). Fix the judge's output scaling"
         )
     return p
@@ -113,11 +113,12 @@ class RewardModelJudge:
     def from_pretrained(cls, name_or_path: str, device=None, **kwargs) -> RewardModelJudge:
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-        from .data import _load_error
+        from .data import _hub_offline, _load_error
 
         try:
-            tok = AutoTokenizer.from_pretrained(name_or_path)
-            model = AutoModelForSequenceClassification.from_pretrained(name_or_path, num_labels=1)
+            tok = AutoTokenizer.from_pretrained(name_or_path, local_files_only=_hub_offline())
+            model = AutoModelForSequenceClassification.from_pretrained(
+                name_or_path, num_labels=1, local_files_only=_hub_offline())
         except (OSError, ValueError) as err:
             raise _load_error("reward model", name_or_path, err) from None
         if tok.pad_token is None:

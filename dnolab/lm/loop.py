@@ -220,14 +220,20 @@ def _load_rows(path: Path):
 class DNORun:
     """One DNO run: ``DNORun(config).run()``; rerunning resumes where it stopped."""
 
-    def __init__(self, config: DNOConfig, show_progress: bool = True):
+    def __init__(self, config: DNOConfig, show_progress: bool = True, judge=None):
+        """``judge`` replaces the configured one: any object with ``preference`` or ``scores``
+        (see dnolab.lm.judges), e.g. your own preference model."""
         self.config = config
         self.show_progress = show_progress
         self.state = _state()
+        if self.state.device.type == "cpu":
+            from ..utils import set_cpu_threads
+
+            set_cpu_threads()  # the default thread count makes small models many times slower
         self.is_main = self.state.is_main_process
         self.run_dir = prepare_run_dir(config, self.is_main)
         self.state.wait_for_everyone()
-        self.world = make_world(config, device=self.state.device)
+        self.world = make_world(config, device=self.state.device, judge=judge)
         T, P, E = config.iterations, config.prompts_per_iteration, config.eval
         sizes = {f"iter_{t:02d}": P for t in range(1, T + 1)}
         sizes |= {"validation": E.validation_prompts, "eval": E.prompts}
@@ -238,6 +244,12 @@ class DNORun:
         self.timings: dict[str, float] = {}
 
     # -- helpers --
+    def _done(self, path: Path) -> bool:
+        """Whether a stage's output exists, decided by every process before any of them writes it."""
+        done = path.exists()
+        self.state.wait_for_everyone()
+        return done
+
     def _log(self, message: str):
         if self.is_main and self.show_progress:
             tqdm.write(message)
@@ -255,7 +267,7 @@ class DNORun:
     # -- iteration 0 --
     def _initial(self):
         d = iteration_dir(self.run_dir, 0)
-        if not (d / "policy" / "config.json").exists():
+        if not self._done(d / "policy" / "config.json"):
             if self.is_main:
                 d.mkdir(parents=True, exist_ok=True)
                 self._log(f"[{self.config.name}] building the starting policy π1")
@@ -277,7 +289,7 @@ class DNORun:
         policy, tokenizer = self._policy(t - 1)
 
         start = time.perf_counter()
-        if not (d / "samples").exists():
+        if not self._done(d / "samples"):
             samples = _sample(policy, tokenizer, prompts, cfg.samples_per_prompt, cfg, seed=cfg.seed * 1000 + t,
                               state=self.state, chat=self.world.chat, show_progress=self.show_progress,
                               desc=f"iter {t}: sampling")
@@ -289,7 +301,7 @@ class DNORun:
         timings["sampling_s"] = time.perf_counter() - start
 
         start = time.perf_counter()
-        if not (d / "judgments").exists():
+        if not self._done(d / "judgments"):
             candidates = [samples[i] + ([completion_text(gold[i], self.world.chat)] if cfg.use_gold else [])
                           for i in range(len(prompts))]
             judge_prompts = prompts
@@ -311,7 +323,7 @@ class DNORun:
         timings["judging_s"] = time.perf_counter() - start
 
         start = time.perf_counter()
-        if not (d / "pairs").exists():
+        if not self._done(d / "pairs"):
             rows = []
             for r in judged:
                 for p in select_pairs(r["scores"], r["has_gold"], cfg.pairs, r["degenerate"]):
@@ -326,7 +338,7 @@ class DNORun:
 
         start = time.perf_counter()
         train_log = d / "train_log.json"
-        if not (d / "policy" / "config.json").exists():
+        if not self._done(d / "policy" / "config.json"):
             train = self._with_replay(pairs, t)
             losses = []
             if len(train):
@@ -374,11 +386,11 @@ class DNORun:
     # -- evaluation --
     def _evaluate(self, t: int, policy, tokenizer, timings: dict, table2: dict | None = None):
         cfg, d = self.config, iteration_dir(self.run_dir, t)
-        if (d / "metrics.json").exists():
+        if self._done(d / "metrics.json"):
             return
         start = time.perf_counter()
         ev, val = self.parts["eval"], self.parts["validation"]
-        if not (d / "eval_samples").exists():
+        if not self._done(d / "eval_samples"):
             samples = _sample(policy, tokenizer, ev.prompts, cfg.eval.samples_per_prompt, cfg,
                               seed=cfg.seed * 1000 + 500 + t, state=self.state, chat=self.world.chat,
                               show_progress=self.show_progress, desc=f"iter {t}: eval")
@@ -424,7 +436,7 @@ class DNORun:
         bar = tqdm(range(1, self.config.iterations + 1), desc=f"DNO {self.config.name}",
                    disable=not (self.show_progress and self.is_main))
         for t in bar:
-            if (iteration_dir(self.run_dir, t) / "metrics.json").exists():
+            if self._done(iteration_dir(self.run_dir, t) / "metrics.json"):
                 continue
             self.iterate(t)
         return self.summarise()
@@ -446,6 +458,6 @@ _EMPTY_PAIR = {"prompt": "", "chosen": "", "rejected": "", "chosen_score": 0.0, 
                "target": 1.0, "type": "T>S", "margin": 0.0, "iteration": -1}
 
 
-def run_dno(config: DNOConfig, show_progress: bool = True) -> dict:
-    """Run (or resume) DNO as configured and return the summary."""
-    return DNORun(config, show_progress=show_progress).run()
+def run_dno(config: DNOConfig, show_progress: bool = True, judge=None) -> dict:
+    """Run (or resume) DNO as configured and return the summary; ``judge`` overrides the config's."""
+    return DNORun(config, show_progress=show_progress, judge=judge).run()

@@ -149,6 +149,15 @@ class LossRecorder(TrainerCallback):
             self.losses.append(float(logs["loss"]))
 
 
+def dno_batch_loss(model, inputs: dict, beta: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Mean DNO loss of a collated batch ([chosen; rejected] rows) and the policy's log-probs."""
+    logits = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], use_cache=False).logits
+    chosen, rejected = sequence_logps(logits, inputs["input_ids"], inputs["completion_mask"]).chunk(2)
+    target = inputs.get("target", 1.0)
+    losses = dno_loss(chosen, rejected, inputs["ref_chosen_logps"], inputs["ref_rejected_logps"], beta, target)
+    return losses.mean(), chosen, rejected
+
+
 class DNOTrainer(Trainer):
     """``Trainer`` whose loss is DNO's BCE(β·Δ, target) with precomputed reference log-probs."""
 
@@ -162,12 +171,7 @@ class DNOTrainer(Trainer):
         super().__init__(*args, **kwargs)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        logits = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], use_cache=False).logits
-        logps = sequence_logps(logits, inputs["input_ids"], inputs["completion_mask"])
-        chosen, rejected = logps.chunk(2)
-        losses = dno_loss(chosen, rejected, inputs["ref_chosen_logps"], inputs["ref_rejected_logps"],
-                          self.beta, inputs["target"])
-        loss = losses.mean()
+        loss, chosen, rejected = dno_batch_loss(model, inputs, self.beta)
         return (loss, {"chosen_logps": chosen, "rejected_logps": rejected}) if return_outputs else loss
 
 

@@ -46,7 +46,7 @@ class World:
     def response_metrics(self, prompts: list[str], responses: list[str]) -> dict:
         """World-specific diagnostics of a policy's responses (toy: exact match, styles)."""
         if self.toy is not None:
-            return response_metrics(prompts, responses, self.judge)
+            return response_metrics(prompts, responses, self.toy.judge)
         return {"mean_length": float(np.mean([len(r.split()) for r in responses]))}
 
     def build_initial_policy(self, dest: Path, seed: int, show_progress: bool) -> Path:
@@ -113,16 +113,17 @@ def make_judge(config: DNOConfig, device=None):
     return cls(generate, retries=j.retries, name=f"{j.kind}:{j.name_or_path}")
 
 
-def make_world(config: DNOConfig, device=None) -> World:
-    """The toy world when ``prompts.source == 'toy'``, a Hub world otherwise."""
+def make_world(config: DNOConfig, device=None, judge=None) -> World:
+    """The toy world when ``prompts.source == 'toy'``, a Hub world otherwise; ``judge`` overrides."""
     if config.prompts.source == "toy":
         if config.judge.kind != "toy":
             raise DNOInputError("prompts.source 'toy' needs judge.kind 'toy' (the toy task has its own judge)")
         toy = toy_world_from_config(config)
-        return World("toy", toy.judge, chat=False, config=config, toy=toy)
+        return World("toy", judge if judge is not None else toy.judge, chat=False, config=config, toy=toy)
     if config.use_gold and not config.prompts.gold_column:
         raise DNOInputError("use_gold: true needs prompts.gold_column (the teacher's answers); "
                             "set it, or set use_gold: false to rank the policy's own samples only")
-    if config.judge.kind == "toy":
+    if judge is None and config.judge.kind == "toy":
         raise DNOInputError("judge.kind 'toy' only understands the toy task; pick reward-model or an llm judge")
-    return World("hub", make_judge(config, device), chat=config.model.chat, config=config)
+    return World("hub", judge if judge is not None else make_judge(config, device), chat=config.model.chat,
+                 config=config)

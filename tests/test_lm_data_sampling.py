@@ -1,0 +1,113 @@
+"""Loading, prompt sets, encoding and sampling: round trips through from_pretrained and bad input."""
+
+import json
+
+import numpy as np
+import pytest
+from lm_helpers import save_tiny_chat_model, save_toy_policy, write_prompt_file
+
+from dnolab.lm.data import (
+    DNOInputError,
+    PromptSet,
+    check_prompt_lengths,
+    encode_prompt,
+    load_causal_lm,
+    load_prompt_dataset,
+    load_tokenizer,
+    split_prompts,
+)
+from dnolab.lm.sampling import SamplingConfig, is_degenerate, repeated_ngram_share, sample_responses
+
+
+@pytest.fixture(scope="module")
+def toy_dir(tmp_path_factory):
+    return save_toy_policy(tmp_path_factory.mktemp("toy") / "policy")
+
+
+def test_toy_tokenizer_and_model_round_trip_through_auto_classes(toy_dir):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(toy_dir)
+    ids = tok("sort 3 1 2 =")["input_ids"]
+    assert tok.decode(ids) == "sort 3 1 2 =" and tok.padding_side == "left"
+    assert tok(" 1 2 3 !<eos>")["input_ids"][-1] == tok.eos_token_id  # EOS splits off
+    model = AutoModelForCausalLM.from_pretrained(toy_dir)
+    assert type(model).__name__ == "LlamaForCausalLM" and model.num_parameters() == 132_544
+
+
+def test_sampling_is_the_same_whatever_the_sharding(toy_dir):
+    tok, model = load_tokenizer(str(toy_dir)), load_causal_lm(str(toy_dir))
+    prompts = [f"sort {a} {b} {c} =" for a, b, c in np.random.default_rng(0).integers(0, 10, (10, 3))]
+    cfg = SamplingConfig(batch_size=4, max_new_tokens=6)
+    full = sample_responses(model, tok, prompts, 3, cfg, seed=5, show_progress=False)
+    part0 = sample_responses(model, tok, prompts, 3, cfg, seed=5, batches=[0, 2], show_progress=False)
+    part1 = sample_responses(model, tok, prompts, 3, cfg, seed=5, batches=[1], show_progress=False)
+    assert sorted(full) == list(range(10)) and all(len(v) == 3 for v in full.values())
+    assert {**part0, **part1} == full
+    assert sample_responses(model, tok, prompts, 3, cfg, seed=6, show_progress=False) != full
+
+
+def test_chat_prompts_use_the_template(tmp_path):
+    path = save_tiny_chat_model(tmp_path / "chat")
+    tok = load_tokenizer(str(path))
+    ids = encode_prompt(tok, "Hi", chat=True)
+    assert tok.decode(ids) == "<|user|>Hi<|end|><|assistant|>"
+    assert encode_prompt(tok, "Hi", chat=False) == tok("Hi")["input_ids"]
+
+
+def test_repeated_ngrams_flag_degenerate_samples():
+    assert repeated_ngram_share("a b c a b c a b c") == pytest.approx(4 / 7)
+    assert is_degenerate("the cat the cat the cat the cat the cat")
+    assert not is_degenerate("1 2 3 !") and not is_degenerate("a clear and varied answer to the question asked")
+
+
+def test_prompt_file_with_chat_gold_column(tmp_path):
+    prompts = load_prompt_dataset(str(write_prompt_file(tmp_path / "p.jsonl", 10)), gold_column="chosen")
+    assert len(prompts) == 10 and prompts.gold[3] == "A good answer 3."
+    parts = split_prompts(prompts, {"a": 4, "b": 5}, seed=0)
+    assert not set(parts["a"].prompts) & set(parts["b"].prompts)
+    with pytest.raises(DNOInputError, match="needs 12 distinct prompts"):
+        split_prompts(prompts, {"a": 6, "b": 6}, seed=0)
+
+
+# --- bad input: each names the problem and the fix ------------------------------------------------
+
+def test_empty_prompt_set(tmp_path):
+    with pytest.raises(DNOInputError, match="prompt set is empty"):
+        PromptSet([])
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    with pytest.raises(DNOInputError):
+        load_prompt_dataset(str(empty))
+    with pytest.raises(DNOInputError, match="non-empty strings"):
+        PromptSet(["ok", "   "])
+
+
+def test_missing_columns(tmp_path):
+    path = tmp_path / "p.jsonl"
+    path.write_text(json.dumps({"question": "hi"}) + "\n")
+    with pytest.raises(DNOInputError, match=r"no column 'prompt'.*\['question'\].*prompt_column"):
+        load_prompt_dataset(str(path))
+
+
+def test_tokenizer_without_pad_token(tmp_path):
+    path = save_tiny_chat_model(tmp_path / "nopad", with_pad=False)
+    with pytest.raises(DNOInputError, match=r"no pad token.*pad_with_eos"):
+        load_tokenizer(str(path))
+    assert load_tokenizer(str(path), pad_with_eos=True).pad_token == "<eos>"
+
+
+def test_prompts_longer_than_the_context(tmp_path):
+    path = save_tiny_chat_model(tmp_path / "short", max_positions=16)
+    tok, model = load_tokenizer(str(path)), load_causal_lm(str(path))
+    check_prompt_lengths(tok, ["Hi"], chat=False, max_new_tokens=8, model=model)
+    with pytest.raises(DNOInputError, match=r"prompt #1 has \d+ tokens.*context of 16 tokens.*max_new_tokens"):
+        check_prompt_lengths(tok, ["Hi", "A much longer prompt that will not fit at all"], False, 8, model)
+
+
+def test_unknown_model_path_while_offline(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(DNOInputError, match=r"no-such-org/no-such-model.*offline.*save_pretrained"):
+        load_causal_lm("no-such-org/no-such-model")
+    with pytest.raises(DNOInputError, match="tokenizer"):
+        load_tokenizer("no-such-org/no-such-model")

@@ -1,0 +1,123 @@
+"""DNO's loss against exact values and against TRL's DPOTrainer (an independent implementation)."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from datasets import Dataset
+from lm_helpers import save_toy_policy
+
+from dnolab.lm.data import load_causal_lm, load_tokenizer
+from dnolab.lm.losses import dno_loss, sequence_logps
+from dnolab.lm.toy import ToyTask
+from dnolab.lm.trainer import add_reference_logps, dno_batch_loss, tokenize_pairs
+
+
+def test_loss_is_log_two_when_policy_equals_reference():
+    lp = torch.tensor([-3.0, -1.0, -7.5])
+    for target in (1.0, torch.tensor([0.3, 0.5, 0.9])):
+        loss = dno_loss(lp, lp - 1, lp, lp - 1, beta=0.7, target=target)
+        torch.testing.assert_close(loss, torch.full((3,), math.log(2)))
+
+
+def test_hard_target_is_the_dpo_loss_and_soft_target_is_eq8():
+    pc, pr, rc, rr = (torch.tensor([v]) for v in (-2.0, -5.0, -3.0, -4.0))
+    beta = 0.5
+    delta = (-2.0 + 3.0) - (-5.0 + 4.0)  # = 2
+    hard = dno_loss(pc, pr, rc, rr, beta)
+    assert hard.item() == pytest.approx(-math.log(1 / (1 + math.exp(-beta * delta))))
+    z = 0.8  # eq. 8: −[z log σ(βΔ) + (1 − z) log σ(−βΔ)]
+    soft = dno_loss(pc, pr, rc, rr, beta, target=torch.tensor([z]))
+    expected = -(z * math.log(1 / (1 + math.exp(-beta * delta)))
+                 + (1 - z) * math.log(1 / (1 + math.exp(beta * delta))))
+    assert soft.item() == pytest.approx(expected)
+
+
+def test_soft_label_of_one_half_is_minimised_at_zero_margin():
+    delta = torch.linspace(-3, 3, 61, requires_grad=True)
+    loss = dno_loss(delta, torch.zeros_like(delta), torch.zeros_like(delta), torch.zeros_like(delta),
+                    beta=1.0, target=0.5)
+    assert delta[loss.argmin()].item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_beta_must_be_positive():
+    x = torch.zeros(1)
+    with pytest.raises(ValueError, match="beta must be > 0"):
+        dno_loss(x, x, x, x, beta=0.0)
+
+
+def test_sequence_logps_counts_only_completion_tokens():
+    torch.manual_seed(0)
+    logits = torch.randn(1, 4, 5)
+    ids = torch.tensor([[1, 2, 3, 4]])
+    mask = torch.tensor([[0, 0, 1, 1]])  # tokens 3 and 4 are the completion
+    logp = torch.log_softmax(logits, -1)
+    expected = logp[0, 1, 3] + logp[0, 2, 4]
+    torch.testing.assert_close(sequence_logps(logits, ids, mask), expected.reshape(1))
+
+
+def _pairs(n=12, seed=0):
+    task, rng = ToyTask(), np.random.default_rng(seed)
+    prompts = task.prompts(n, rng)
+    chosen = [" " + task.teacher(p) for p in prompts]
+    rejected = [" " + task.demonstration(p, rng) for p in prompts]
+    return Dataset.from_dict({"prompt": prompts, "chosen": chosen, "rejected": rejected})
+
+
+def test_matches_trl_dpo_trainer_loss_and_gradients(tmp_path):
+    """Hard targets: DNO's step equals TRL's sigmoid DPO loss with reference π_t, to 1e-5."""
+    from trl import DPOConfig, DPOTrainer
+
+    policy_dir = save_toy_policy(tmp_path / "pi_t")
+    tok = load_tokenizer(str(policy_dir))
+    trl_model, our_model = load_causal_lm(str(policy_dir)), load_causal_lm(str(policy_dir))
+    with torch.no_grad():  # move the policy away from π_t so the loss is not just log 2
+        for p in our_model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+        trl_model.load_state_dict(our_model.state_dict())
+    reference = load_causal_lm(str(policy_dir))  # π_t itself
+    beta = 0.3
+    pairs = _pairs()
+
+    # TRL: reference log-probs precomputed from a frozen copy of π_t
+    args = DPOConfig(output_dir=str(tmp_path / "trl"), beta=beta, loss_type=["sigmoid"],
+                     precompute_ref_log_probs=True, per_device_train_batch_size=len(pairs),
+                     bf16=False, use_cpu=True, report_to="none", activation_checkpointing=False,
+                     max_length=64, seed=0)
+    trainer = DPOTrainer(model=trl_model, ref_model=reference, args=args, train_dataset=pairs,
+                         processing_class=tok)
+    batch = next(iter(trainer.get_train_dataloader()))
+    trl_loss = trainer.compute_loss(trainer.model, batch)
+    trl_loss.backward()
+    trl_grads = {n: p.grad.clone() for n, p in trainer.model.named_parameters()}
+
+    # ours, on the very same collated batch (our collator extends TRL's)
+    ours_loss, _, _ = dno_batch_loss(our_model, dict(batch), beta)
+    ours_loss.backward()
+    assert ours_loss.item() == pytest.approx(trl_loss.item(), abs=1e-5)
+    for name, p in our_model.named_parameters():
+        torch.testing.assert_close(p.grad, trl_grads[name], atol=1e-5, rtol=1e-4, msg=name)
+
+    # our tokenisation and our reference log-probs agree with TRL's for the same rows
+    ours = add_reference_logps(reference, tokenize_pairs(pairs, tok, chat=False), tok)
+    theirs = trainer.train_dataset
+    by_prompt = {tuple(r["prompt_ids"]) + tuple(r["chosen_ids"]): r for r in ours}
+    for r in theirs:
+        mine = by_prompt[tuple(r["prompt_ids"]) + tuple(r["chosen_ids"])]
+        assert mine["rejected_ids"] == r["rejected_ids"]
+        assert mine["ref_chosen_logps"] == pytest.approx(r["ref_chosen_logps"], abs=1e-5)
+        assert mine["ref_rejected_logps"] == pytest.approx(r["ref_rejected_logps"], abs=1e-5)
+
+
+def test_first_training_step_loss_is_log_two(tmp_path):
+    from dnolab.lm.trainer import TrainingConfig, train_on_pairs
+
+    policy_dir = save_toy_policy(tmp_path / "pi_t")
+    tok, model = load_tokenizer(str(policy_dir)), load_causal_lm(str(policy_dir))
+    data = add_reference_logps(model, tokenize_pairs(_pairs(64), tok, chat=False), tok)
+    data = data.add_column("target", [0.7] * len(data))  # soft labels: still log 2 at step 0
+    _, losses = train_on_pairs(model, tok, data, TrainingConfig(beta=0.5, batch_size=16),
+                               str(tmp_path / "out"), seed=0)
+    assert losses[0] == pytest.approx(math.log(2), abs=1e-6)
+    assert len(losses) == 4 and losses[-1] != pytest.approx(math.log(2), abs=1e-6)

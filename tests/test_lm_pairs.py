@@ -1,0 +1,84 @@
+"""DNO-Prct's pair rule, Algorithm 1's soft labels and replay shares, on hand-checked cases."""
+
+import math
+
+import numpy as np
+import pytest
+
+from dnolab.lm.pairs import PairRule, count_types, replay_counts, select_pairs
+
+# The paper's rubric rule: positive scores 5 or 6; negative >= 2 points lower when the
+# teacher is positive, >= 1 point lower when a student is.
+PAPER = PairRule(positive_min=5, positive_band=None, margin_teacher=2, margin_student=1, max_pairs_per_prompt=99)
+
+
+def as_set(pairs):
+    return {(p["chosen"], p["rejected"], p["type"]) for p in pairs}
+
+
+def test_paper_rule_on_rubric_scores():
+    # students 0..3 score 6, 4, 5, 3; the gold answer (last) scores 5
+    pairs = select_pairs([6, 4, 5, 3, 5], has_gold=True, rule=PAPER)
+    assert as_set(pairs) == {
+        (0, 1, "S>S"), (0, 2, "S>S"), (0, 3, "S>S"), (0, 4, "S>T"),  # student 6: margin 1
+        (2, 1, "S>S"), (2, 3, "S>S"),  # student 5: margin 1
+        (4, 3, "T>S"),  # teacher 5: margin 2 only against the 3
+    }
+    assert count_types(pairs) == {"T>S": 1, "S>T": 1, "S>S": 5}
+
+
+def test_no_positive_in_the_top_band_gives_no_pairs():
+    assert select_pairs([4, 3, 2, 1, 4], has_gold=True, rule=PAPER) == []
+
+
+def test_win_rate_band_and_cap_keep_largest_margins():
+    rule = PairRule(positive_band=0.05, margin_teacher=0.2, margin_student=0.1, max_pairs_per_prompt=2)
+    pairs = select_pairs([0.9, 0.1, 0.5, 0.88, 0.7], has_gold=True, rule=rule)
+    assert [(p["chosen"], p["rejected"]) for p in pairs] == [(0, 1), (3, 1)]
+    assert pairs[0]["margin"] == pytest.approx(0.8)
+
+
+def test_degenerate_samples_are_never_chosen_and_always_negatives():
+    rule = PairRule(positive_band=0.05, margin_teacher=0.2, margin_student=0.1)
+    pairs = select_pairs([0.99, 0.5, 0.95, 0.4], has_gold=True, rule=rule, degenerate=[True, False, False, False])
+    assert all(p["chosen"] != 0 for p in pairs)
+    assert (2, 0) in {(p["chosen"], p["rejected"]) for p in pairs}
+
+
+def test_nan_scores_are_left_out():
+    pairs = select_pairs([0.9, np.nan, 0.1], has_gold=False, rule=PairRule())
+    assert {(p["chosen"], p["rejected"]) for p in pairs} == {(0, 2)}
+
+
+def test_soft_labels_are_sigmoid_of_win_rate_differences():
+    r = [0.8, 0.3, 0.5]
+    pairs = select_pairs(r, has_gold=False, rule=PairRule(mode="soft"))
+    assert len(pairs) == 3  # every pair, once
+    for p in pairs:
+        expected = 1 / (1 + math.exp(-(r[p["chosen"]] - r[p["rejected"]])))
+        assert p["label"] == pytest.approx(expected)
+    scaled = select_pairs(r, has_gold=False, rule=PairRule(mode="soft", soft_label_scale=5.0))
+    assert scaled[0]["label"] == pytest.approx(1 / (1 + math.exp(-5 * 0.5)))
+
+
+def test_allowed_types_restrict_to_teacher_wins():
+    rule = PairRule(positive_min=5, positive_band=None, margin_teacher=2, margin_student=1,
+                    allowed_types=("T>S",))
+    assert {p["type"] for p in select_pairs([6, 4, 5, 3, 5], True, rule)} == {"T>S"}
+
+
+def test_best_worst_pairs():
+    pairs = select_pairs([0.2, 0.9, 0.5], has_gold=False, rule=PairRule(mode="best_worst"))
+    assert [(p["chosen"], p["rejected"]) for p in pairs] == [(1, 0)]
+
+
+def test_replay_shares_are_fractions_of_new_pairs_capped_by_availability():
+    assert replay_counts(1000, [500, 100, 50], [0.3, 0.15, 0.075]) == [300, 100, 50]
+    assert replay_counts(100, [500, 500], [0.3]) == [30, 0]
+
+
+@pytest.mark.parametrize("bad", [dict(mode="nope"), dict(max_pairs_per_prompt=0), dict(margin_student=-1),
+                                 dict(allowed_types=("X>Y",))])
+def test_bad_rules_are_refused(bad):
+    with pytest.raises(ValueError):
+        PairRule(**bad)
