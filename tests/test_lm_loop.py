@@ -230,3 +230,24 @@ def test_shipped_hub_config_names_hub_ids_only():
     config = load_config(ROOT / "configs" / "hub_qwen_ultrafeedback.yaml")
     assert config.model.chat and config.prompts.gold_column == "chosen"
     assert not Path(config.model.name_or_path).exists()  # a Hub id, resolved at run time
+
+
+def test_replay_adds_a_share_of_earlier_pairs(tmp_path, toy_policy):
+    config = tiny_config(tmp_path, toy_policy, iterations=2, replay=[0.5])
+    run_dno(config, show_progress=False)
+    first = json.loads((tmp_path / "tiny" / "iter_01" / "train_log.json").read_text())
+    second = json.loads((tmp_path / "tiny" / "iter_02" / "train_log.json").read_text())
+    assert first["pairs_trained"] == first["pairs_new"]  # nothing to replay yet
+    expected = second["pairs_new"] + min(first["pairs_new"], round(0.5 * second["pairs_new"]))
+    assert second["pairs_trained"] == expected > second["pairs_new"]
+
+
+def test_soft_label_mode_trains_on_every_candidate_pair(tmp_path, toy_policy):
+    from datasets import load_from_disk
+
+    run_dno(tiny_config(tmp_path, toy_policy, pairs={"mode": "soft"}), show_progress=False)
+    pairs = load_from_disk(str(tmp_path / "tiny" / "iter_01" / "pairs"))
+    judged = load_from_disk(str(tmp_path / "tiny" / "iter_01" / "judgments"))
+    usable = [len(d) - sum(d) for d in judged["degenerate"]]  # automatic negatives sit out
+    assert len(pairs) == sum(n * (n - 1) // 2 for n in usable) > 0  # every remaining pair of the K + 1
+    assert 0 < min(pairs["target"]) and max(pairs["target"]) < 1

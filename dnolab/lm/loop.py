@@ -347,6 +347,7 @@ class DNORun:
                 train = add_reference_logps(reference, train, tokenizer, cfg.training.reference_batch_size,
                                             show_progress=self.show_progress)
                 timings["reference_logps_s"] = time.perf_counter() - start
+                start = time.perf_counter()
                 policy, losses = train_on_pairs(policy, tokenizer, train, cfg.training,
                                                 str(d / ".trainer"), seed=cfg.seed * 1000 + t,
                                                 world_size=self.state.num_processes,
