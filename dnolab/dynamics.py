@@ -201,8 +201,9 @@ def dno_regression_step(P, pi, eta: float, n_pairs: int, rng, sampling=None,
 
     1. Draw ``n_pairs`` pairs y1, y2 ~ μ independently; μ = π_t (on-policy, ``sampling=None``),
        a fixed policy (off-policy) or a callable ``sampling(pi_t) -> μ``.
-    2. Win rates r_t(y) = P(y ≻ π_t): exact (``opponents=None``) or estimated for each sampled
-       response as the mean of P(y ≻ y') over ``opponents`` draws y' ~ π_t.
+    2. Win rates r_t(y) = P(y ≻ π_t): exact (``opponents=None``) or estimated as the mean of
+       P(y ≻ y') over one batch of ``opponents`` draws y' ~ π_t shared by all responses (the
+       win rate against the empirical policy of the batch, as DNO-Prct's ranking of K samples).
     3. Label z = σ(r_t(y1) − r_t(y2)) (``labels="soft"``) or one Bernoulli draw from it
        (``labels="bernoulli"``, a judge that only says which is better).
     4. Fit π_{t+1} ∝ π_t exp(u) by minimising the soft-label logistic loss with π_t as the
@@ -222,11 +223,9 @@ def dno_regression_step(P, pi, eta: float, n_pairs: int, rng, sampling=None,
     y2 = rng.choice(n, size=n_pairs, p=mu)
     if opponents is None:
         r = P @ pi
-    else:
-        r = np.zeros(n)
-        seen = np.unique(np.concatenate([y1, y2]))
-        rivals = rng.choice(n, size=(seen.size, opponents), p=pi)
-        r[seen] = P[seen[:, None], rivals].mean(axis=1)
+    else:  # one shared batch of opponents, as DNO-Prct ranks its K samples against each other
+        rivals = rng.choice(n, size=opponents, p=pi)
+        r = P[:, rivals].mean(axis=1)
     z = expit(r[y1] - r[y2])
     if labels == "bernoulli":
         z = (rng.random(n_pairs) < z).astype(float)
