@@ -91,6 +91,7 @@ def save_fig(fig, name: str, directory: str | os.PathLike | None = None,
         os.close(fd)
         try:
             fig.savefig(tmp, format=fmt, metadata=metadata[fmt])
+            os.chmod(tmp, 0o644)  # mkstemp creates 0600; figures are ordinary shared files
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)

@@ -82,3 +82,17 @@ def test_replay_shares_are_fractions_of_new_pairs_capped_by_availability():
 def test_bad_rules_are_refused(bad):
     with pytest.raises(ValueError):
         PairRule(**bad)
+
+
+def test_repeated_samples_make_one_pair_and_defer_to_the_gold_answer():
+    rule = PairRule(positive_band=0.05, margin_teacher=0.2, margin_student=0.1)
+    texts = ["1 2 !", "1 2 !", "2 1 ?", "1 2 ."]  # two identical samples; gold = "1 2 ."
+    scores = [0.8, 0.8, 0.1, 0.6]
+    pairs = select_pairs(scores, True, rule, texts=texts)
+    keys = [(texts[p["chosen"]], texts[p["rejected"]]) for p in pairs]
+    assert len(keys) == len(set(keys)) == 2  # ("1 2 !" > "2 1 ?"), ("1 2 !" > "1 2 .")
+    duplicated = select_pairs(scores, True, PairRule(deduplicate=False), texts=texts)
+    assert len(duplicated) == 4
+    same_as_gold = ["1 2 .", "2 1 ?", "1 2 ."]  # a student sample identical to the gold answer
+    types = {p["type"] for p in select_pairs([0.9, 0.1, 0.9], True, rule, texts=same_as_gold)}
+    assert types == {"T>S"}

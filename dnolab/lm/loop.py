@@ -260,9 +260,10 @@ class DNORun:
         model = load_causal_lm(str(path), device=self.state.device)
         return model, tokenizer
 
-    def _eval_samples(self, t: int) -> dict[int, list[str]]:
+    def eval_samples(self, t: int) -> dict[int, list[str]]:
+        """Iterate t's responses to the evaluation prompts, ``{prompt index: [responses]}``."""
         rows = _load_rows(iteration_dir(self.run_dir, t) / "eval_samples")
-        return {int(r["prompt_index"]): list(r["responses"]) for r in rows}
+        return {int(r["prompt_index"]): [x.strip() for x in r["responses"]] for r in rows}
 
     # -- iteration 0 --
     def _initial(self):
@@ -326,7 +327,7 @@ class DNORun:
         if not self._done(d / "pairs"):
             rows = []
             for r in judged:
-                for p in select_pairs(r["scores"], r["has_gold"], cfg.pairs, r["degenerate"]):
+                for p in select_pairs(r["scores"], r["has_gold"], cfg.pairs, r["degenerate"], r["candidates"]):
                     rows.append({"prompt": r["prompt"], "chosen": r["candidates"][p["chosen"]],
                                  "rejected": r["candidates"][p["rejected"]], "chosen_score": p["chosen_score"],
                                  "rejected_score": p["rejected_score"], "target": p["label"],
@@ -398,7 +399,7 @@ class DNORun:
             _save_rows([{"prompt_index": i, "responses": samples[i]} for i in range(len(ev))],
                        d / "eval_samples", self.is_main)
             self.state.wait_for_everyone()
-        samples = {i: [r.strip() for r in rs] for i, rs in self._eval_samples(t).items()}
+        samples = self.eval_samples(t)
         val_samples = _sample(policy, tokenizer, val.prompts, 1, cfg, seed=cfg.seed * 1000 + 900 + t,
                               state=self.state, chat=self.world.chat, show_progress=False, desc="validation")
         if not self.is_main:
@@ -411,7 +412,7 @@ class DNORun:
                 self.world.judge, val.prompts, {i: [r.strip() for r in rs] for i, rs in val_samples.items()},
                 val.gold)
         if t > 0:
-            previous = {i: [r.strip() for r in rs] for i, rs in self._eval_samples(t - 1).items()}
+            previous = self.eval_samples(t - 1)
             metrics["head_to_head_vs_previous"] = head_to_head(self.world.judge, ev.prompts, samples, previous)
         flat_p = [ev.prompts[i] for i in sorted(samples) for _ in samples[i]]
         flat_r = [r for i in sorted(samples) for r in samples[i]]
@@ -430,10 +431,19 @@ class DNORun:
                   + (f", vs previous {h2h['mean']:.3f} ± {h2h['ci95']:.3f}" if h2h else ""))
 
     # -- the whole loop --
-    def run(self) -> dict:
-        done = done_iterations(self.run_dir)
-        if 0 not in done:
+    def run_initial(self) -> dict:
+        """Build (if missing) and evaluate the starting policy π₁; returns its metrics."""
+        if 0 not in done_iterations(self.run_dir):
             self._initial()
+        return self.iteration_metrics(0)
+
+    def iteration_metrics(self, t: int) -> dict:
+        """metrics.json of a finished iteration (0 = the starting policy)."""
+        return read_metrics(self.run_dir, t)
+
+    def run(self) -> dict:
+        """Run every missing iteration and return the summary."""
+        self.run_initial()
         bar = tqdm(range(1, self.config.iterations + 1), desc=f"DNO {self.config.name}",
                    disable=not (self.show_progress and self.is_main))
         for t in bar:

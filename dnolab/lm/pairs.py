@@ -30,7 +30,12 @@ class PairRule:
 
     ``mode="soft"`` (Algorithm 1, eq. 8): every pair of candidates, with soft label
     σ(c·(r(y₁) − r(y₂))); c = ``soft_label_scale`` (1 is eq. 8 literally).
-    ``mode="teacher"`` (SPIN-style and DNO-Restrictive use it with ``margin``): only gold-vs-student.
+    ``allowed_types`` keeps only some pair types (DNO-Restrictive: ``("T>S",)``).
+
+    ``deduplicate``: when samples repeat (a confident policy often draws the same answer K
+    times), the same text pair would enter the data several times and weigh that prompt
+    several-fold; with it on, each distinct (chosen, rejected) text pair counts once, the gold
+    answer taking precedence over an identical student sample. The paper does not say.
     """
 
     mode: str = "margin"
@@ -41,6 +46,7 @@ class PairRule:
     max_pairs_per_prompt: int = 6
     soft_label_scale: float = 1.0
     allowed_types: tuple[str, ...] = PAIR_TYPES
+    deduplicate: bool = True  # one pair per distinct (chosen text, rejected text)
 
     def __post_init__(self):
         if self.mode not in {"margin", "soft", "best_worst"}:
@@ -60,11 +66,12 @@ def pair_type(pos_is_gold: bool, neg_is_gold: bool) -> str:
     return STUDENT_BEATS_TEACHER if neg_is_gold else STUDENT_BEATS_STUDENT
 
 
-def select_pairs(scores, has_gold: bool, rule: PairRule, degenerate=None) -> list[dict]:
+def select_pairs(scores, has_gold: bool, rule: PairRule, degenerate=None, texts=None) -> list[dict]:
     """Pairs of one prompt as dicts (chosen/rejected candidate indices, scores, soft label, type).
 
     ``degenerate[i]`` marks automatic negatives (repeated n-grams): never chosen, and always
-    far enough below any positive. NaN scores (invalid judgments) are left out.
+    far enough below any positive. NaN scores (invalid judgments) are left out. ``texts``
+    (the candidates) lets ``rule.deduplicate`` drop repeated text pairs.
     """
     s = np.asarray(scores, dtype=float)
     n = len(s)
@@ -72,8 +79,17 @@ def select_pairs(scores, has_gold: bool, rule: PairRule, degenerate=None) -> lis
     bad = np.zeros(n, bool) if degenerate is None else np.asarray(degenerate, bool)
     valid = ~np.isnan(s)
     pairs = []
+    seen: set[tuple[str, str]] = set()
+    if texts is not None and rule.deduplicate and gold is not None:
+        # an identical student sample defers to the gold answer
+        valid &= ~np.array([i != gold and texts[i] == texts[gold] for i in range(n)])
 
     def add(i, j, label, margin):
+        if texts is not None and rule.deduplicate:
+            key = (texts[i], texts[j])
+            if key in seen:
+                return
+            seen.add(key)
         kind = pair_type(i == gold, j == gold)
         if kind in rule.allowed_types:
             pairs.append({"chosen": int(i), "rejected": int(j), "chosen_score": float(s[i]),
