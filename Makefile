@@ -64,7 +64,7 @@ format: $(STAMP) ## apply ruff's fixes and formatting
 	$(VENV)/bin/ruff check --fix .
 
 lab: $(STAMP) ## open JupyterLab on the notebooks
-	$(VENV)/bin/jupyter lab --notebook-dir notebooks
+	env -u MPLBACKEND $(VENV)/bin/jupyter lab --notebook-dir notebooks  # inline figures, not Agg
 
 bench: $(STAMP) ## run the benchmarks in benchmarks/ and write their results files
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b; done
