@@ -36,9 +36,14 @@ def _dno(args) -> int:
     if not torch.cuda.is_available():
         set_cpu_threads()
     try:
-        config = load_config(args.config, _parse_sets(args.set))
+        config = load_config(args.config)
+        if args.method:  # the method first, so that --set can still change its settings
+            from .lm.methods import method_config
+
+            config = method_config(config, args.method)
+        config = config.replace(**_parse_sets(args.set))
         summary = run_dno(config, show_progress=not args.no_progress)
-    except (ConfigError, DNOInputError, CorruptRunError) as err:
+    except (ConfigError, DNOInputError, CorruptRunError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     last = summary["per_iteration"][-1]
@@ -73,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     dno.add_argument("--config", required=True, help="YAML config, e.g. configs/toy.yaml")
     dno.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                      help="override a config key, e.g. --set iterations=2 --set training.beta=0.5")
+    dno.add_argument("--method", help="a peer method or ablation of dnolab.lm.methods, e.g. spin, sppo")
     dno.add_argument("--no-progress", action="store_true", help="no progress bars")
     toy = sub.add_parser("toy-policy", help="train the toy world's SFT starting policy")
     toy.add_argument("--out", required=True)

@@ -96,3 +96,13 @@ def test_repeated_samples_make_one_pair_and_defer_to_the_gold_answer():
     same_as_gold = ["1 2 .", "2 1 ?", "1 2 ."]  # a student sample identical to the gold answer
     types = {p["type"] for p in select_pairs([0.9, 0.1, 0.9], True, rule, texts=same_as_gold)}
     assert types == {"T>S"}
+
+
+def test_spin_pairs_the_gold_answer_against_every_distinct_sample_regardless_of_scores():
+    texts = ["a", "b", "g", "g"]  # the third sample equals the gold answer (last)
+    pairs = select_pairs([0.9, 0.2, 0.5, 0.5], True, PairRule(mode="spin"), texts=texts)
+    assert [(p["chosen"], p["rejected"], p["type"]) for p in pairs] == [(3, 0, "T>S"), (3, 1, "T>S")]
+    (gold,) = select_pairs([0.1, 0.9], True, PairRule(mode="gold"))
+    assert gold["chosen"] == gold["rejected"] == 1
+    with pytest.raises(ValueError, match="needs the gold answer"):
+        select_pairs([0.1, 0.9], False, PairRule(mode="spin"))

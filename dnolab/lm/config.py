@@ -53,6 +53,7 @@ class JudgeSection:
     cycle_weight: float = 1.0  # toy
     noise: float = 0.0  # toy
     transitive_only: bool = False  # toy
+    length_weight: float = 0.0  # toy: > 0 makes a verbosity-biased judge
     max_new_tokens: int = 512  # llm judges
     retries: int = 2  # llm judges
     batch_size: int = 8
@@ -96,7 +97,18 @@ class DNOConfig:
     prompts_per_iteration: int = 1000
     samples_per_prompt: int = 4  # K
     use_gold: bool = True  # add the teacher's answer to the candidates (Algorithm 2, line 3)
-    reference: str = "previous"  # previous: π_t (DNO); initial: π₁ throughout (iterative DPO)
+    # The reference of the contrastive step: previous = π_t (DNO); initial = π₁ throughout
+    # (iterative / offline DPO); mixture = π_t^(1−α)·π₁^α with α = mixture_alpha = τ/η
+    # (DNO's regularised Algorithm 4, Option II).
+    reference: str = "previous"
+    # Whose samples make the pairs: current = π_t (on-policy); initial = π₁ (offline data);
+    # mixture = the token-level geometric mixture π_t^(1−α)·π₁^α (Algorithm 4, Option II).
+    sample_from: str = "current"
+    mixture_alpha: float = 0.1
+    # Who ranks the candidates for the pairs: judge = the general-preference judge; reward_model
+    # = a Bradley–Terry reward model fitted once on the first iteration's judgments (the
+    # RLHFlow/OpenRLHF iterative-DPO recipe). Evaluation always uses the judge.
+    ranker: str = "judge"
     replay: tuple[float, ...] = ()  # shares of pairs replayed from t−1, t−2, … (paper: 0.3, 0.15)
     max_invalid_share: float = 0.5  # fail when more judgments than this are invalid
     model: ModelSection = field(default_factory=ModelSection)
@@ -116,8 +128,20 @@ class DNOConfig:
                 f"samples_per_prompt (K) must be >= 2 to compare a policy's samples, got {self.samples_per_prompt}")
         if self.prompts_per_iteration < 1:
             raise ConfigError("prompts_per_iteration must be >= 1")
-        if self.reference not in {"previous", "initial"}:
-            raise ConfigError(f"reference must be 'previous' (DNO) or 'initial', got {self.reference!r}")
+        if self.reference not in {"previous", "initial", "mixture"}:
+            raise ConfigError(
+                f"reference must be 'previous' (DNO), 'initial' or 'mixture', got {self.reference!r}")
+        if self.sample_from not in {"current", "initial", "mixture"}:
+            raise ConfigError(
+                f"sample_from must be 'current', 'initial' or 'mixture', got {self.sample_from!r}")
+        if not 0 < self.mixture_alpha < 1:
+            raise ConfigError(f"mixture_alpha (τ/η) must be in (0, 1), got {self.mixture_alpha}")
+        if self.ranker not in {"judge", "reward_model"}:
+            raise ConfigError(f"ranker must be 'judge' or 'reward_model', got {self.ranker!r}")
+        if self.pairs.mode in {"spin", "gold"} and not self.use_gold:
+            raise ConfigError(f"pairs.mode {self.pairs.mode!r} needs use_gold: true (the gold answer wins)")
+        if self.training.loss == "sppo" and self.pairs.mode != "best_worst":
+            raise ConfigError("training.loss 'sppo' regresses the best and worst sample: set pairs.mode best_worst")
         if not 0 <= self.max_invalid_share <= 1:
             raise ConfigError("max_invalid_share must be in [0, 1]")
         if any(not 0 <= s <= 1 for s in self.replay):

@@ -7,6 +7,8 @@ averaged first, so prompts are the independent units).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from .judges import check_preferences
@@ -96,3 +98,43 @@ def _nanmean(values) -> float:
     x = np.asarray(values, dtype=float)
     x = x[~np.isnan(x)]
     return float(x.mean()) if x.size else float("nan")
+
+
+def load_eval(run_dir, t: int) -> tuple[list[str], list[str] | None, dict[int, list[str]]]:
+    """Evaluation prompts, gold answers and iterate t's responses of a finished run folder."""
+    from datasets import load_from_disk
+
+    from .loop import iteration_dir
+
+    rows = load_from_disk(str(iteration_dir(Path(run_dir), t) / "eval_samples")).sort("prompt_index").to_list()
+    gold = [r["gold"] for r in rows] if rows and rows[0].get("gold") is not None else None
+    return [r["prompt"] for r in rows], gold, {i: [x.strip() for x in r["responses"]] for i, r in enumerate(rows)}
+
+
+def length_controlled_win_rate(p, length_diff, groups=None) -> dict:
+    """Win rates with the length effect regressed out, in the spirit of AlpacaEval 2.0's LC.
+
+    Fits logit P(y ≻ baseline) ≈ θ_g + φ·tanh(Δlen / sd(Δlen)) by maximum likelihood on soft
+    labels p (one θ per group g, e.g. per iterate; one shared length slope φ), and returns
+    σ(θ_g): the win rate each group would have at equal length. (AlpacaEval also models the
+    instruction; our prompts are exchangeable, so it is left out.)
+    """
+    from scipy.optimize import minimize
+    from scipy.special import expit, log_expit
+
+    p = np.asarray(p, dtype=float)
+    d = np.asarray(length_diff, dtype=float)
+    g = np.zeros(len(p), dtype=int) if groups is None else np.asarray(groups)
+    labels, index = np.unique(g, return_inverse=True)
+    if p.shape != d.shape or p.shape != index.shape or not len(p):
+        raise ValueError("p, length_diff and groups must be non-empty and of equal length")
+    scale = d.std() if d.std() > 0 else 1.0
+    x = np.tanh(d / scale)
+
+    def nll(w):
+        z = w[index] + w[-1] * x
+        return -(p * log_expit(z) + (1 - p) * log_expit(-z)).sum()
+
+    w = minimize(nll, np.zeros(len(labels) + 1), method="L-BFGS-B").x
+    return {"lc_win_rate": dict(zip(labels.tolist(), expit(w[:-1]).tolist(), strict=True)),
+            "length_slope": float(w[-1]), "length_scale": float(scale)}

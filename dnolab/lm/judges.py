@@ -107,6 +107,7 @@ class RewardModelJudge:
     max_length: int = 1024
     name: str = "reward-model"
     score_kind: str = "bt"
+    append_eos: bool = False  # plain-text models trained by TRL's RewardTrainer saw an EOS
     invalid_count: int = field(default=0, init=False)
 
     @classmethod
@@ -131,7 +132,8 @@ class RewardModelJudge:
             return [self.tokenizer.apply_chat_template(
                 [{"role": "user", "content": p}, {"role": "assistant", "content": r}], tokenize=False)
                 for p, r in zip(prompts, responses, strict=True)]
-        return [f"{p} {r}" for p, r in zip(prompts, responses, strict=True)]
+        eos = self.tokenizer.eos_token if self.append_eos else ""
+        return [f"{p} {r}{eos}" for p, r in zip(prompts, responses, strict=True)]
 
     def reward(self, prompts, responses) -> np.ndarray:
         import torch

@@ -182,10 +182,11 @@ def completion_text(text: str, chat: bool) -> str:
 
 
 def _sample(policy, tokenizer, prompts, k, config: DNOConfig, seed: int, state, chat: bool,
-            show_progress: bool, desc: str) -> dict[int, list[str]]:
+            show_progress: bool, desc: str, reference=None) -> dict[int, list[str]]:
     n_batches = len(batch_indices(len(prompts), config.sampling.batch_size))
     local = sample_responses(policy, tokenizer, prompts, k, config.sampling, seed, chat=chat,
-                             batches=_my_share(n_batches, state), show_progress=show_progress, desc=desc)
+                             batches=_my_share(n_batches, state), show_progress=show_progress, desc=desc,
+                             reference=reference, alpha=config.mixture_alpha)
     merged = _gather_dict(local, state)
     return {i: [completion_text(r, chat) for r in merged[i]] for i in range(len(prompts))}
 
@@ -291,9 +292,14 @@ class DNORun:
 
         start = time.perf_counter()
         if not self._done(d / "samples"):
-            samples = _sample(policy, tokenizer, prompts, cfg.samples_per_prompt, cfg, seed=cfg.seed * 1000 + t,
+            sampler, mix_with = policy, None  # π_t, on-policy (Algorithm 2, line 4)
+            if cfg.sample_from == "initial":  # offline data: always the starting policy's samples
+                sampler = self._policy(0)[0]
+            elif cfg.sample_from == "mixture":  # Algorithm 4, Option II: π_t^(1−α)·π₁^α
+                mix_with = self._policy(0)[0]
+            samples = _sample(sampler, tokenizer, prompts, cfg.samples_per_prompt, cfg, seed=cfg.seed * 1000 + t,
                               state=self.state, chat=self.world.chat, show_progress=self.show_progress,
-                              desc=f"iter {t}: sampling")
+                              desc=f"iter {t}: sampling", reference=mix_with)
             _save_rows([{"prompt_index": i, "prompt": prompts[i], "responses": samples[i],
                          "gold": completion_text(gold[i], self.world.chat) if cfg.use_gold else None}
                         for i in range(len(prompts))], d / "samples", self.is_main)
@@ -314,11 +320,16 @@ class DNORun:
                     f"the judge returned NaN (invalid) for {share:.0%} of the comparisons in iteration {t}, more "
                     f"than max_invalid_share={cfg.max_invalid_share}. Check the judge (its prompt, parsing or "
                     "output scale) before training on its verdicts")
-            _save_rows([{"prompt_index": i, "prompt": prompts[i], "candidates": candidates[i],
-                         "has_gold": cfg.use_gold, "scores": [float(x) for x in scores[i]],
-                         "win_matrix": mats[i].tolist(),
-                         "degenerate": [is_degenerate(c) for c in candidates[i]]}
-                        for i in range(len(prompts))], d / "judgments", self.is_main)
+            rows = [{"prompt_index": i, "prompt": prompts[i], "candidates": candidates[i],
+                     "has_gold": cfg.use_gold, "scores": [float(x) for x in scores[i]],
+                     "win_matrix": mats[i].tolist(), "degenerate": [is_degenerate(c) for c in candidates[i]]}
+                    for i in range(len(prompts))]
+            if cfg.ranker == "reward_model":
+                ranker = self._reward_model(rows if t == 1 else None)
+                _, rank_scores = judge_win_matrices(ranker, prompts, [[c.strip() for c in cs] for cs in candidates])
+                for row, rs in zip(rows, rank_scores, strict=True):
+                    row["rank_scores"] = [float(x) for x in rs]
+            _save_rows(rows, d / "judgments", self.is_main)
             self.state.wait_for_everyone()
         judged = _load_rows(d / "judgments")
         timings["judging_s"] = time.perf_counter() - start
@@ -327,7 +338,8 @@ class DNORun:
         if not self._done(d / "pairs"):
             rows = []
             for r in judged:
-                for p in select_pairs(r["scores"], r["has_gold"], cfg.pairs, r["degenerate"], r["candidates"]):
+                ranking = r.get("rank_scores") or r["scores"]
+                for p in select_pairs(ranking, r["has_gold"], cfg.pairs, r["degenerate"], r["candidates"]):
                     rows.append({"prompt": r["prompt"], "chosen": r["candidates"][p["chosen"]],
                                  "rejected": r["candidates"][p["rejected"]], "chosen_score": p["chosen_score"],
                                  "rejected_score": p["rejected_score"], "target": p["label"],
@@ -343,10 +355,7 @@ class DNORun:
             train = self._with_replay(pairs, t)
             losses = []
             if len(train):
-                reference = policy if cfg.reference == "previous" else self._policy(0)[0]
-                train = tokenize_pairs(train, tokenizer, self.world.chat)
-                train = add_reference_logps(reference, train, tokenizer, cfg.training.reference_batch_size,
-                                            show_progress=self.show_progress)
+                train = self._reference_logps(tokenize_pairs(train, tokenizer, self.world.chat), policy, tokenizer)
                 timings["reference_logps_s"] = time.perf_counter() - start
                 start = time.perf_counter()
                 policy, losses = train_on_pairs(policy, tokenizer, train, cfg.training,
@@ -369,6 +378,42 @@ class DNORun:
                                   [np.array(s, dtype=float) for s in judged["scores"]], cfg.use_gold,
                                   samples.values(), count_types([dict(r) for r in pairs]))
         self._evaluate(t, policy, tokenizer, timings, stats)
+
+    def _reference_logps(self, train, policy, tokenizer):
+        """The reference log-probs of the contrastive step, computed once per iteration:
+        π_t (DNO), π₁ (DPO with a fixed reference), or the unnormalised geometric mixture
+        (1−α)·log π_t + α·log π₁ (DNO's regularised Algorithm 4, reference π_t^(1−τ/η)·π_ref^(τ/η))."""
+        cfg = self.config
+        if cfg.training.loss == "sft":  # maximum likelihood has no reference
+            return train.add_column("ref_chosen_logps", [0.0] * len(train)).add_column(
+                "ref_rejected_logps", [0.0] * len(train))
+        batch = cfg.training.reference_batch_size
+        if cfg.reference == "previous":
+            return add_reference_logps(policy, train, tokenizer, batch, show_progress=self.show_progress)
+        initial = add_reference_logps(self._policy(0)[0], train, tokenizer, batch, show_progress=self.show_progress)
+        if cfg.reference == "initial":
+            return initial
+        current = add_reference_logps(policy, train, tokenizer, batch, show_progress=self.show_progress)
+        a = cfg.mixture_alpha
+        mixed = {k: [(1 - a) * x + a * y for x, y in zip(current[k], initial[k], strict=True)]
+                 for k in ("ref_chosen_logps", "ref_rejected_logps")}
+        return current.remove_columns(list(mixed)).add_column(
+            "ref_chosen_logps", mixed["ref_chosen_logps"]).add_column("ref_rejected_logps", mixed["ref_rejected_logps"])
+
+    def _reward_model(self, first_judgments=None):
+        """The BT reward model of ``ranker: reward_model``: fitted on iteration 1's judgments
+        (those of π₁'s samples), then reused unchanged."""
+        from .reward_model import fit_reward_model, load_reward_judge
+
+        path = self.run_dir / "reward_model"
+        if not self._done(path / "config.json"):
+            if first_judgments is None:
+                raise CorruptRunError(f"{path} is missing; delete {self.run_dir} to start over")
+            if self.is_main:
+                fit_reward_model(first_judgments, str(iteration_dir(self.run_dir, 0) / "policy"), path,
+                                 seed=self.config.seed, chat=self.world.chat, show_progress=self.show_progress)
+            self.state.wait_for_everyone()
+        return load_reward_judge(path, self.world.chat, device=self.state.device)
 
     def _with_replay(self, pairs, t: int):
         """New pairs plus the paper's decaying share of earlier iterations' pairs (not re-sampled)."""
@@ -396,7 +441,8 @@ class DNORun:
             samples = _sample(policy, tokenizer, ev.prompts, cfg.eval.samples_per_prompt, cfg,
                               seed=cfg.seed * 1000 + 500 + t, state=self.state, chat=self.world.chat,
                               show_progress=self.show_progress, desc=f"iter {t}: eval")
-            _save_rows([{"prompt_index": i, "responses": samples[i]} for i in range(len(ev))],
+            _save_rows([{"prompt_index": i, "prompt": ev.prompts[i], "responses": samples[i],
+                         "gold": ev.gold[i] if ev.gold is not None else None} for i in range(len(ev))],
                        d / "eval_samples", self.is_main)
             self.state.wait_for_everyone()
         samples = self.eval_samples(t)

@@ -40,3 +40,19 @@ def dno_loss(policy_chosen_logps: torch.Tensor, policy_rejected_logps: torch.Ten
     delta = (policy_chosen_logps - ref_chosen_logps) - (policy_rejected_logps - ref_rejected_logps)
     target = torch.as_tensor(target, dtype=delta.dtype, device=delta.device).expand_as(delta)
     return F.binary_cross_entropy_with_logits(beta * delta, target, reduction="none")
+
+
+def sppo_loss(policy_chosen_logps, policy_rejected_logps, ref_chosen_logps, ref_rejected_logps,
+              chosen_win_rate, rejected_win_rate, beta: float) -> torch.Tensor:
+    """SPPO's per-pair loss (Wu et al. 2024, arXiv:2405.00675, as in uclaml/SPPO's trainer):
+
+        ½[(h_w − (P̂_w − ½)/β)² + (h_l − (P̂_l − ½)/β)²],   h = log π(y|x)/π_t(y|x),
+
+    a squared regression of each response's log-ratio toward η·(its estimated win rate
+    against π_t − ½) with η = 1/β, the same soft policy iteration target as DNO (log Z ≈ η/2).
+    """
+    if beta <= 0:
+        raise ValueError(f"beta must be > 0, got {beta}")
+    h_w = policy_chosen_logps - ref_chosen_logps
+    h_l = policy_rejected_logps - ref_rejected_logps
+    return 0.5 * ((h_w - (chosen_win_rate - 0.5) / beta) ** 2 + (h_l - (rejected_win_rate - 0.5) / beta) ** 2)

@@ -17,6 +17,9 @@ TEACHER_WINS, STUDENT_BEATS_TEACHER, STUDENT_BEATS_STUDENT = "T>S", "S>T", "S>S"
 PAIR_TYPES = (TEACHER_WINS, STUDENT_BEATS_TEACHER, STUDENT_BEATS_STUDENT)
 
 
+PAIR_MODES = ("margin", "soft", "best_worst", "spin", "gold")
+
+
 @dataclass(frozen=True)
 class PairRule:
     """Which (positive, negative) pairs to keep.
@@ -30,6 +33,9 @@ class PairRule:
 
     ``mode="soft"`` (Algorithm 1, eq. 8): every pair of candidates, with soft label
     σ(c·(r(y₁) − r(y₂))); c = ``soft_label_scale`` (1 is eq. 8 literally).
+    ``mode="best_worst"`` (the iterative-DPO recipe, SPPO's pair): best vs worst candidate.
+    ``mode="spin"`` (SPIN, Chen et al. 2024): the gold answer beats every student sample,
+    whatever the judge says. ``mode="gold"``: the gold answer alone (continued SFT).
     ``allowed_types`` keeps only some pair types (DNO-Restrictive: ``("T>S",)``).
 
     ``deduplicate``: when samples repeat (a confident policy often draws the same answer K
@@ -49,8 +55,8 @@ class PairRule:
     deduplicate: bool = True  # one pair per distinct (chosen text, rejected text)
 
     def __post_init__(self):
-        if self.mode not in {"margin", "soft", "best_worst"}:
-            raise ValueError(f"pairs.mode must be 'margin', 'soft' or 'best_worst', got {self.mode!r}")
+        if self.mode not in PAIR_MODES:
+            raise ValueError(f"pairs.mode must be one of {PAIR_MODES}, got {self.mode!r}")
         if self.max_pairs_per_prompt < 1:
             raise ValueError("pairs.max_pairs_per_prompt must be >= 1")
         if self.margin_teacher < 0 or self.margin_student < 0:
@@ -95,6 +101,17 @@ def select_pairs(scores, has_gold: bool, rule: PairRule, degenerate=None, texts=
             pairs.append({"chosen": int(i), "rejected": int(j), "chosen_score": float(s[i]),
                           "rejected_score": float(s[j]) if not np.isnan(s[j]) else float("nan"),
                           "label": float(label), "margin": float(margin), "type": kind})
+
+    if rule.mode in {"spin", "gold"}:
+        if gold is None:
+            raise ValueError(f"pairs.mode {rule.mode!r} needs the gold answer among the candidates")
+        if rule.mode == "gold":
+            add(gold, gold, 1.0, 0.0)
+        else:
+            for j in range(n - 1):
+                if texts is None or texts[j] != texts[gold]:
+                    add(gold, j, 1.0, float(s[gold] - s[j]) if valid[gold] and valid[j] else 0.0)
+        return pairs
 
     if rule.mode == "soft":
         for i in range(n):

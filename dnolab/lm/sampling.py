@@ -66,13 +66,59 @@ def sample_batch(model, tokenizer, prompts: list[str], k: int, config: SamplingC
     return [texts[i * k:(i + 1) * k] for i in range(len(prompts))]
 
 
+def sample_mixture_batch(model, reference, tokenizer, prompts: list[str], k: int, config: SamplingConfig,
+                         seed: int, alpha: float, chat: bool = False) -> list[list[str]]:
+    """K samples per prompt from the token-level geometric mixture π^(1−α)·π_ref^α.
+
+    DNO's regularised variant (Algorithm 4, Option II) samples from π_t^(1−τ/η)·π_ref^(τ/η);
+    like Nash-MD (Munos et al. 2024) and TRL's former GeometricMixtureWrapper we mix the
+    next-token log-probabilities, (1−α)·log π + α·log π_ref, and renormalise at each step.
+    """
+    import torch
+
+    device = next(model.parameters()).device
+    ids = [encode_prompt(tokenizer, p, chat) for p in prompts]
+    width = max(len(x) for x in ids)
+    pad, eos = tokenizer.pad_token_id, tokenizer.eos_token_id
+    input_ids = torch.tensor([[pad] * (width - len(x)) + x for x in ids], device=device).repeat_interleave(k, 0)
+    mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in ids], device=device).repeat_interleave(k, 0)
+    done = torch.zeros(len(input_ids), dtype=torch.bool, device=device)
+    torch.manual_seed(seed)
+    states = model.training, reference.training
+    model.eval()
+    reference.eval()
+    with torch.no_grad():
+        for _ in range(config.max_new_tokens):
+            lp = torch.log_softmax(model(input_ids=input_ids, attention_mask=mask).logits[:, -1].float(), -1)
+            lr = torch.log_softmax(reference(input_ids=input_ids, attention_mask=mask).logits[:, -1].float(), -1)
+            logits = ((1 - alpha) * lp + alpha * lr) / config.temperature
+            if config.top_p < 1:
+                sorted_logits, order = logits.sort(dim=-1, descending=True)
+                cum = sorted_logits.softmax(-1).cumsum(-1)
+                drop = cum - sorted_logits.softmax(-1) > config.top_p
+                logits = logits.scatter(1, order, sorted_logits.masked_fill(drop, -torch.inf))
+            nxt = torch.multinomial(logits.softmax(-1), 1).squeeze(1)
+            nxt = torch.where(done, torch.full_like(nxt, pad), nxt)
+            input_ids = torch.cat([input_ids, nxt[:, None]], 1)
+            mask = torch.cat([mask, (~done).long()[:, None]], 1)
+            done |= nxt == eos
+            if done.all():
+                break
+    model.train(states[0])
+    reference.train(states[1])
+    texts = [t.strip() for t in tokenizer.batch_decode(input_ids[:, width:], skip_special_tokens=True)]
+    return [texts[i * k:(i + 1) * k] for i in range(len(prompts))]
+
+
 def sample_responses(model, tokenizer, prompts: list[str], k: int, config: SamplingConfig,
                      seed: int, chat: bool = False, batches: list[int] | None = None,
-                     show_progress: bool = True, desc: str = "sampling") -> dict[int, list[str]]:
+                     show_progress: bool = True, desc: str = "sampling", reference=None,
+                     alpha: float = 0.0) -> dict[int, list[str]]:
     """K responses for each prompt, as ``{prompt index: [responses]}``.
 
     ``batches`` restricts the work to some global batch numbers (a process's share under
-    ``torchrun``); by default all of them are drawn.
+    ``torchrun``); by default all of them are drawn. With a ``reference`` model, samples come
+    from the geometric mixture π^(1−α)·π_ref^α (:func:`sample_mixture_batch`).
     """
     if k < 1:
         raise ValueError(f"need at least one sample per prompt, got k={k}")
@@ -81,8 +127,12 @@ def sample_responses(model, tokenizer, prompts: list[str], k: int, config: Sampl
     out: dict[int, list[str]] = {}
     for b in tqdm(list(todo), desc=desc, disable=not show_progress, leave=False):
         idx = all_batches[b]
-        samples = sample_batch(model, tokenizer, [prompts[i] for i in idx], k, config,
-                               seed=seed * 1_000_003 + b, chat=chat)
+        batch_prompts, batch_seed = [prompts[i] for i in idx], seed * 1_000_003 + b
+        if reference is None:
+            samples = sample_batch(model, tokenizer, batch_prompts, k, config, seed=batch_seed, chat=chat)
+        else:
+            samples = sample_mixture_batch(model, reference, tokenizer, batch_prompts, k, config,
+                                           seed=batch_seed, alpha=alpha, chat=chat)
         out.update(zip(idx, samples, strict=True))
     return out
 

@@ -123,6 +123,8 @@ class ToyJudge:
 
     ``noise`` = ε flips each judgment with probability ε: P ← (1 − 2ε)·P + ε.
     ``transitive_only`` drops the style cycle (used to separate quality from style gains).
+    ``length_weight`` = λ adds λ·(words(a) − words(b)) to the logit: a judge that likes long
+    answers, as LLM judges are known to (the reason for AlpacaEval 2.0's length control).
     Vectorised over a batch of pairs; never returns an invalid value.
     """
 
@@ -130,6 +132,7 @@ class ToyJudge:
     cycle_weight: float = 1.0
     noise: float = 0.0
     transitive_only: bool = False
+    length_weight: float = 0.0  # > 0: a verbosity-biased judge, + λ per extra word
     name: str = "toy"
     invalid_count: int = field(default=0, init=False)
 
@@ -141,6 +144,10 @@ class ToyJudge:
         qa = np.array([quality(p, a) for p, a in zip(prompts, first, strict=True)])
         qb = np.array([quality(p, b) for p, b in zip(prompts, second, strict=True)])
         z = self.quality_weight * (qa - qb)
+        if self.length_weight:
+            la = np.array([len(a.split()) for a in first], dtype=float)
+            lb = np.array([len(b.split()) for b in second], dtype=float)
+            z = z + self.length_weight * (la - lb)
         if not self.transitive_only:
             sa = np.array([style_of(a) for a in first], dtype=int)
             sb = np.array([style_of(b) for b in second], dtype=int)

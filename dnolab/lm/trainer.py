@@ -19,7 +19,9 @@ from transformers.trainer_callback import PrinterCallback, ProgressCallback
 from trl.trainer.dpo_trainer import DataCollatorForPreference
 
 from .data import encode_prompt
-from .losses import dno_loss, sequence_logps
+from .losses import dno_loss, sequence_logps, sppo_loss
+
+LOSSES = ("dno", "sppo", "sft")
 
 
 @dataclass(frozen=True)
@@ -37,8 +39,13 @@ class TrainingConfig:
     weight_decay: float = 0.0
     bf16: str | bool = "auto"  # auto: bf16 where the GPU supports it
     reference_batch_size: int = 256
+    # dno: BCE(β·Δ, target) (eq. 8 / eq. 13); sppo: SPPO's squared loss toward the win
+    # rates of chosen and rejected (Wu et al. 2024), η = 1/β; sft: NLL of the chosen answer.
+    loss: str = "dno"
 
     def __post_init__(self):
+        if self.loss not in LOSSES:
+            raise ValueError(f"training.loss must be one of {LOSSES}, got {self.loss!r}")
         if not self.beta > 0:
             raise ValueError(f"training.beta must be > 0 (it is DNO's η), got {self.beta}")
         if not self.learning_rate > 0:
@@ -68,11 +75,15 @@ def tokenize_pairs(pairs, tokenizer, chat: bool):
 
 class PreferenceCollator(DataCollatorForPreference):
     """TRL's preference collator ([chosen; rejected], completion mask, reference log-probs),
-    plus the per-pair soft ``target`` of Algorithm 1 (1.0 when absent)."""
+    plus the per-pair soft ``target`` of Algorithm 1 (1.0 when absent) and, for SPPO, the
+    estimated win rates ``chosen_score`` / ``rejected_score``."""
 
     def torch_call(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
         batch = super().torch_call(examples)
         batch["target"] = torch.tensor([float(e.get("target", 1.0)) for e in examples])
+        for key in ("chosen_score", "rejected_score"):
+            if key in examples[0]:
+                batch[key] = torch.tensor([float(e[key]) for e in examples])
         return batch
 
 
@@ -149,10 +160,17 @@ class LossRecorder(TrainerCallback):
             self.losses.append(float(logs["loss"]))
 
 
-def dno_batch_loss(model, inputs: dict, beta: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Mean DNO loss of a collated batch ([chosen; rejected] rows) and the policy's log-probs."""
+def dno_batch_loss(model, inputs: dict, beta: float, loss: str = "dno"):
+    """Mean loss of a collated batch ([chosen; rejected] rows) and the policy's log-probs."""
     logits = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], use_cache=False).logits
     chosen, rejected = sequence_logps(logits, inputs["input_ids"], inputs["completion_mask"]).chunk(2)
+    if loss == "sft":  # per-token NLL of the chosen (gold) answer
+        n_tokens = inputs["completion_mask"][:, 1:].sum(dim=1).chunk(2)[0].clamp(min=1)
+        return (-chosen / n_tokens).mean(), chosen, rejected
+    if loss == "sppo":
+        losses = sppo_loss(chosen, rejected, inputs["ref_chosen_logps"], inputs["ref_rejected_logps"],
+                           inputs["chosen_score"], inputs["rejected_score"], beta)
+        return losses.mean(), chosen, rejected
     target = inputs.get("target", 1.0)
     losses = dno_loss(chosen, rejected, inputs["ref_chosen_logps"], inputs["ref_rejected_logps"], beta, target)
     return losses.mean(), chosen, rejected
@@ -164,14 +182,14 @@ class DNOTrainer(Trainer):
     # compute_loss returns a per-batch mean, so the Trainer must divide by the accumulation steps.
     loss_is_scaled_for_ga = False
 
-    def __init__(self, *args, beta: float, **kwargs):
+    def __init__(self, *args, beta: float, loss: str = "dno", **kwargs):
         if not beta > 0:
             raise ValueError(f"beta must be > 0, got {beta}")
-        self.beta = beta
+        self.beta, self.loss_type = beta, loss
         super().__init__(*args, **kwargs)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        loss, chosen, rejected = dno_batch_loss(model, inputs, self.beta)
+        loss, chosen, rejected = dno_batch_loss(model, inputs, self.beta, self.loss_type)
         return (loss, {"chosen_logps": chosen, "rejected_logps": rejected}) if return_outputs else loss
 
 
@@ -209,10 +227,12 @@ def train_on_pairs(model, tokenizer, pairs, config: TrainingConfig, output_dir: 
     missing = needed - set(pairs.column_names)
     if missing:
         raise ValueError(f"pairs lack columns {sorted(missing)}: run tokenize_pairs and add_reference_logps first")
-    keep = [*sorted(needed), *(["target"] if "target" in pairs.column_names else [])]
+    optional = ["target"] + (["chosen_score", "rejected_score"] if config.loss == "sppo" else [])
+    keep = [*sorted(needed), *(c for c in optional if c in pairs.column_names)]
     args = training_arguments(config, output_dir, seed, len(pairs), world_size, use_cpu, show_progress)
     recorder = LossRecorder()
-    trainer = DNOTrainer(model=model, args=args, beta=config.beta, train_dataset=pairs.select_columns(keep),
+    trainer = DNOTrainer(model=model, args=args, beta=config.beta, loss=config.loss,
+                         train_dataset=pairs.select_columns(keep),
                          data_collator=PreferenceCollator(pad_token_id=tokenizer.pad_token_id),
                          callbacks=[recorder])
     quiet_trainer(trainer, show_progress, desc="training")

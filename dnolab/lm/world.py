@@ -88,7 +88,7 @@ def toy_world_from_config(config: DNOConfig) -> ToyWorld:
     return ToyWorld(
         task=ToyTask(),
         judge=ToyJudge(quality_weight=j.quality_weight, cycle_weight=j.cycle_weight, noise=j.noise,
-                       transitive_only=j.transitive_only),
+                       transitive_only=j.transitive_only, length_weight=j.length_weight),
         model=ToyModelConfig(hidden_size=t.hidden_size, num_layers=t.num_layers),
         sft=SFTConfig(steps=t.sft_steps, batch_size=t.sft_batch_size, learning_rate=t.sft_learning_rate,
                       examples=t.sft_steps * t.sft_batch_size),

@@ -1,0 +1,95 @@
+"""Running many DNO configurations side by side (notebook 05): seeds × methods, in parallel.
+
+``workers`` worker processes (spawned, one torch thread each) take runs from a queue, so the
+CPU cores are shared without the threads slowing each other down and each worker pays the
+import of torch and transformers once. Finished run folders are reused by a later call (the
+loop resumes). Plumbing only; the comparison itself is written out in the notebook.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+
+import numpy as np
+from scipy import stats
+from tqdm.auto import tqdm
+
+from .config import DNOConfig, from_dict
+from .loop import read_metrics
+
+
+def _init_worker() -> None:
+    from ..utils import set_cpu_threads
+
+    set_cpu_threads()
+
+
+def _run_config(data: dict) -> str:
+    from .loop import run_dno
+
+    config = from_dict(data)
+    run_dno(config, show_progress=False)
+    return str(config.run_dir())
+
+
+def _build_policy(dest: str, seed: int, sft_steps: int) -> str:
+    from .toy import SFTConfig, ToyWorld, build_initial_policy
+
+    world = ToyWorld(sft=SFTConfig(steps=sft_steps, examples=sft_steps * 64))
+    return str(build_initial_policy(world, Path(dest), seed=seed, show_progress=False))
+
+
+def _pool(workers: int) -> ProcessPoolExecutor:
+    return ProcessPoolExecutor(max(1, workers), mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_init_worker)
+
+
+def _drain(futures, desc: str) -> None:
+    for f in tqdm(as_completed(futures), total=len(futures), desc=desc):
+        f.result()  # re-raises a worker's exception with its message
+
+
+def build_toy_policies(seeds, out_dir: str | Path, sft_steps: int, workers: int = 2) -> dict[int, Path]:
+    """One SFT starting policy per seed, shared by every method of that seed."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {s: out_dir / f"sft_seed{s}" for s in seeds}
+    todo = [s for s in seeds if not (paths[s] / "config.json").exists()]
+    if todo:
+        with _pool(min(workers, len(todo))) as pool:
+            _drain([pool.submit(_build_policy, str(paths[s]), s, sft_steps) for s in todo], "SFT policies")
+    return paths
+
+
+def run_configs(configs: list[DNOConfig], workers: int = 2, desc: str = "runs") -> list[dict]:
+    """Run every config (resuming finished ones) and return their summaries, in order."""
+    names = [c.run_dir() for c in configs]
+    if len(set(names)) != len(names):
+        raise ValueError("two configs share a run folder; give each a distinct name")
+    with _pool(workers) as pool:
+        _drain([pool.submit(_run_config, c.to_dict()) for c in configs], desc)
+    return [summary(c.run_dir()) for c in configs]
+
+
+def summary(run_dir: str | Path) -> dict:
+    """The per-iteration metrics of a finished run."""
+    import json
+
+    return json.loads((Path(run_dir) / "summary.json").read_text())
+
+
+def final_metrics(run_dir: str | Path) -> dict:
+    """metrics.json of the last finished iteration."""
+    s = summary(run_dir)
+    return read_metrics(Path(run_dir), s["iterations_done"])
+
+
+def seed_interval(values) -> dict:
+    """Mean over seeds with a 95 % Student-t interval (n − 1 degrees of freedom)."""
+    x = np.asarray(values, dtype=float)
+    if x.size < 2:
+        return {"mean": float(x.mean()), "ci95": float("nan"), "n": int(x.size)}
+    half = stats.t.ppf(0.975, x.size - 1) * x.std(ddof=1) / np.sqrt(x.size)
+    return {"mean": float(x.mean()), "ci95": float(half), "n": int(x.size)}

@@ -1,0 +1,105 @@
+"""The peer methods as configurations: each is valid, and its distinctive parts are right."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from lm_helpers import save_toy_policy
+
+from dnolab.lm.config import DNOConfig, from_dict
+from dnolab.lm.loop import run_dno
+from dnolab.lm.losses import sppo_loss
+from dnolab.lm.methods import ABLATIONS, METHODS, method_config
+
+
+@pytest.mark.parametrize("name", [*METHODS, *ABLATIONS])
+def test_every_method_and_ablation_is_a_valid_config(name):
+    config = method_config(DNOConfig(name="base"), name)
+    assert config.name == f"base_{name}"
+
+
+def test_unknown_method_is_refused():
+    with pytest.raises(ValueError, match="unknown method 'dpo2'"):
+        method_config(DNOConfig(), "dpo2")
+
+
+def test_sppo_loss_regresses_log_ratios_to_scaled_win_rates():
+    beta = 0.5
+    hw, hl = torch.tensor([0.3]), torch.tensor([-0.2])
+    pw, pl = torch.tensor([0.9]), torch.tensor([0.2])
+    loss = sppo_loss(hw, hl, torch.zeros(1), torch.zeros(1), pw, pl, beta)
+    expected = 0.5 * ((0.3 - (0.9 - 0.5) / beta) ** 2 + (-0.2 - (0.2 - 0.5) / beta) ** 2)
+    assert loss.item() == pytest.approx(expected)
+    zero = sppo_loss(torch.tensor([0.8]), torch.tensor([-0.6]), torch.zeros(1), torch.zeros(1), pw, pl, beta)
+    assert zero.item() == pytest.approx(0.0)  # minimised at h = η (P̂ − ½)
+
+
+def test_geometric_mixture_sampling_matches_the_exact_first_token_distribution(tmp_path):
+    from dnolab.lm.data import encode_prompt, load_causal_lm, load_tokenizer
+    from dnolab.lm.sampling import SamplingConfig, sample_mixture_batch
+
+    a, b = save_toy_policy(tmp_path / "a", seed=1), save_toy_policy(tmp_path / "b", seed=2)
+    tok, pa, pb = load_tokenizer(str(a)), load_causal_lm(str(a)), load_causal_lm(str(b))
+    prompt, alpha = "sort 3 1 =", 0.3
+    ids = torch.tensor([encode_prompt(tok, prompt, chat=False)])
+    with torch.no_grad():
+        la = torch.log_softmax(pa(ids).logits[0, -1], -1)
+        lb = torch.log_softmax(pb(ids).logits[0, -1], -1)
+    exact = torch.softmax((1 - alpha) * la + alpha * lb, -1).numpy()
+    samples = sample_mixture_batch(pa, pb, tok, [prompt], 20000, SamplingConfig(max_new_tokens=1), seed=0,
+                                   alpha=alpha)[0]
+    # special tokens (pad, eos, unk) decode to nothing: count them as one outcome
+    special = [tok.pad_token_id, tok.eos_token_id, tok.unk_token_id]
+    first = [tok.convert_tokens_to_ids(s.split()[0]) if s else special[0] for s in samples]
+    observed = np.bincount(first, minlength=len(exact)) / len(first)
+    exact[special[0]] = exact[special].sum()
+    exact[special[1:]] = 0.0
+    observed[special[1:]] = 0.0
+    np.testing.assert_allclose(observed, exact, atol=0.012)
+
+
+@pytest.fixture(scope="module")
+def policy(tmp_path_factory):
+    return save_toy_policy(tmp_path_factory.mktemp("m") / "pi1")
+
+
+def tiny(out, policy, name):
+    base = from_dict({"name": "t", "output_dir": str(out), "iterations": 2, "prompts_per_iteration": 24,
+                      "samples_per_prompt": 3, "model": {"name_or_path": str(policy)},
+                      "sampling": {"max_new_tokens": 8, "batch_size": 12},
+                      "training": {"batch_size": 8, "learning_rate": 1e-3},
+                      "eval": {"prompts": 12, "validation_prompts": 6, "samples_per_prompt": 1}})
+    return method_config(base, name)
+
+
+def _losses(out, name, t):
+    return json.loads((out / f"t_{name}" / f"iter_{t:02d}" / "train_log.json").read_text())["losses"]
+
+
+def test_regularised_dno_uses_the_geometric_mixture_reference(tmp_path, policy):
+    run_dno(tiny(tmp_path, policy, "dno_regularized"), show_progress=False)
+    assert _losses(tmp_path, "dno_regularized", 1)[0] == pytest.approx(math.log(2), abs=1e-5)  # π_1 = π_ref
+    # at t = 2 the reference π_2^0.9·π_1^0.1 differs from π_2, so the first loss is not log 2
+    assert abs(_losses(tmp_path, "dno_regularized", 2)[0] - math.log(2)) > 1e-4
+
+
+def test_fixed_reference_dpo_and_reward_model_ranking(tmp_path, policy):
+    run_dno(tiny(tmp_path, policy, "iterative_dpo"), show_progress=False)
+    run = tmp_path / "t_iterative_dpo"
+    assert (run / "reward_model" / "config.json").exists()
+    from datasets import load_from_disk
+
+    judged = load_from_disk(str(run / "iter_02" / "judgments"))
+    pairs = load_from_disk(str(run / "iter_02" / "pairs"))
+    assert "rank_scores" in judged.column_names and set(pairs["type"]) == {"S>S"}  # no gold answer
+    assert len(pairs) <= len(judged)  # one best-vs-worst pair per prompt at most
+    assert abs(_losses(tmp_path, "iterative_dpo", 2)[0] - math.log(2)) > 1e-4  # reference stays π_1
+
+
+@pytest.mark.parametrize("name", ["sppo", "spin", "sft_gold", "offline_dpo", "dno_alg1", "dno_restrictive"])
+def test_each_method_runs_end_to_end(tmp_path, policy, name):
+    summary = run_dno(tiny(tmp_path, policy, name), show_progress=False)
+    assert summary["iterations_done"] == 2
+    assert np.isfinite(_losses(tmp_path, name, 2)).all()
