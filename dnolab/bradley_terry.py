@@ -127,7 +127,7 @@ def fit_bradley_terry(wins, l2: float = 0.0) -> BTFit:
     return BTFit(scores=s, nll=float(objective(s)[0]), n_comparisons=float(W.sum()))
 
 
-def fit_bradley_terry_to_matrix(P, weights=None) -> BTFit:
+def fit_bradley_terry_to_matrix(P, weights=None, l2: float = 0.0) -> BTFit:
     """The best Bradley–Terry approximation of a preference matrix (weighted KL projection).
 
     ``weights[i, j]`` says how much pair (i, j) counts (default: all pairs equally, the
@@ -139,18 +139,19 @@ def fit_bradley_terry_to_matrix(P, weights=None) -> BTFit:
     if w.shape != (n, n) or (w < 0).any():
         raise ValueError(f"weights must be a non-negative ({n}, {n}) matrix")
     w = 0.5 * (w + w.T)
-    return fit_bradley_terry(w * P)
+    return fit_bradley_terry(w * P, l2=l2)
 
 
-def bt_fit_error(P, weights=None) -> dict:
+def bt_fit_error(P, weights=None, l2: float = 0.0) -> dict:
     """How well the best BT fit reproduces P, over the pairs i < j.
 
     Returns the mean and max absolute error, the share of decided pairs (P ≠ 1/2) whose
     direction the fit gets strictly backwards, the share it calls a tie (1/2), the fitted
-    scores and the fitted matrix.
+    scores and the fitted matrix. ``l2`` > 0 adds a Gaussian prior (needed when some
+    response never loses and the maximum-likelihood scores are infinite).
     """
     P = validate_preference_matrix(P)
-    fit = fit_bradley_terry_to_matrix(P, weights)
+    fit = fit_bradley_terry_to_matrix(P, weights, l2=l2)
     Q = fit.matrix()
     iu = np.triu_indices(P.shape[0], k=1)
     p, q = P[iu] - 0.5, Q[iu] - 0.5

@@ -189,27 +189,13 @@ def bt_error(P, l2_fallback: float = 1e-8) -> dict:
     """
     from scipy.sparse.csgraph import connected_components
 
-    from .bradley_terry import bt_fit_error, fit_bradley_terry
+    from .bradley_terry import bt_fit_error
 
     P = validate_preference_matrix(P)
     n_parts, _ = connected_components(P > 0, directed=True, connection="strong")
     if n_parts == 1:
         return {**bt_fit_error(P), "l2": 0.0}
-    fit = fit_bradley_terry(P, l2=l2_fallback)  # fractional "wins" P: the KL projection
-    Q = fit.matrix()
-    iu = np.triu_indices(P.shape[0], k=1)
-    p, q = P[iu] - 0.5, Q[iu] - 0.5
-    decided = np.abs(p) > 1e-9
-    n_decided = max(int(decided.sum()), 1)
-    return {
-        "mae": float(np.abs(p - q).mean()),
-        "max_error": float(np.abs(p - q).max()),
-        "backwards_share": float(((p * q < 0) & decided).sum() / n_decided),
-        "tied_share": float(((np.abs(q) < 1e-6) & decided).sum() / n_decided),
-        "scores": fit.scores,
-        "matrix": Q,
-        "l2": l2_fallback,
-    }
+    return {**bt_fit_error(P, l2=l2_fallback), "l2": l2_fallback}
 
 
 def intransitivity_summary(P) -> dict:

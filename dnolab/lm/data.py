@@ -8,6 +8,8 @@ folder or a Hub id, a prompt table with an optional gold column, and one encodin
 from __future__ import annotations
 
 import os
+import shutil
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +18,33 @@ import numpy as np
 
 class DNOInputError(ValueError):
     """Bad input to a DNO run; the message names the problem and how to fix it."""
+
+
+@contextmanager
+def atomic_dir(path: Path, enabled: bool = True):
+    """Yield a temporary folder that replaces ``path`` only if the block finishes."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    if enabled:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+    try:
+        yield tmp
+    except BaseException:
+        if enabled:
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if enabled:
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+
+
+def save_pretrained_atomic(model, tokenizer, dest: Path) -> Path:
+    """``save_pretrained`` of a model and its tokenizer into ``dest``, all or nothing."""
+    with atomic_dir(Path(dest)) as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+    return Path(dest)
 
 
 def _hub_offline() -> bool:
@@ -195,6 +224,6 @@ def check_prompt_lengths(tokenizer, prompts: list[str], chat: bool, max_new_toke
         if n + max_new_tokens > limit:
             raise DNOInputError(
                 f"prompt #{i} has {n} tokens; with max_new_tokens={max_new_tokens} that exceeds the model's "
-                f"context of {limit} tokens. Drop or shorten long prompts (e.g. filter the dataset by length) "
+                f"context of {limit} tokens ({prompt[:50]!r}...). Drop or shorten long prompts (e.g. filter the dataset by length) "
                 "or lower sampling.max_new_tokens"
             )

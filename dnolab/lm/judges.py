@@ -17,6 +17,7 @@ K + 1 candidates). TRL no longer ships judges (removed in TRL 1.1), so this inte
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import warnings
@@ -111,7 +112,7 @@ class RewardModelJudge:
     invalid_count: int = field(default=0, init=False)
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str, device=None, **kwargs) -> RewardModelJudge:
+    def from_pretrained(cls, name_or_path: str, device=None, dtype=None, **kwargs) -> RewardModelJudge:
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         from .data import _hub_offline, _load_error
@@ -119,7 +120,7 @@ class RewardModelJudge:
         try:
             tok = AutoTokenizer.from_pretrained(name_or_path, local_files_only=_hub_offline())
             model = AutoModelForSequenceClassification.from_pretrained(
-                name_or_path, num_labels=1, local_files_only=_hub_offline())
+                name_or_path, num_labels=1, dtype=dtype, local_files_only=_hub_offline())
         except (OSError, ValueError) as err:
             raise _load_error("reward model", name_or_path, err) from None
         if tok.pad_token is None:
@@ -263,6 +264,24 @@ def parse_rubric_scores(text: str, n: int, max_score: int = 6) -> np.ndarray | N
     return np.array(scores, dtype=float)
 
 
+def _ask(judge, chats: list[Chat], parsers) -> list:
+    """Ask the judge's model each chat and parse each reply; unreadable replies are asked again
+    (greedy first, then sampled at ``retry_temperature``), and those still unreadable after
+    ``retries`` retries are counted in ``invalid_count`` and returned as None."""
+    parsed: list = [None] * len(chats)
+    todo = list(range(len(chats)))
+    for attempt in range(judge.retries + 1):
+        if not todo:
+            break
+        replies = judge.generate([chats[i] for i in todo], 0.0 if attempt == 0 else judge.retry_temperature)
+        judge.calls += len(todo)
+        for i, reply in zip(todo, replies, strict=True):
+            parsed[i] = parsers[i](reply)
+        todo = [i for i in todo if parsed[i] is None]
+    judge.invalid_count += len(todo)
+    return parsed
+
+
 @dataclass
 class PairwiseLLMJudge:
     """An LLM asked "which answer is better?" in both orders; P(a ≻ b) is the mean of the two
@@ -276,26 +295,12 @@ class PairwiseLLMJudge:
     invalid_count: int = field(default=0, init=False)
     calls: int = field(default=0, init=False)
 
-    def _verdicts(self, chats: list[Chat]) -> list[int | None]:
-        verdicts: list[int | None] = [None] * len(chats)
-        todo = list(range(len(chats)))
-        for attempt in range(self.retries + 1):
-            if not todo:
-                break
-            replies = self.generate([chats[i] for i in todo], 0.0 if attempt == 0 else self.retry_temperature)
-            self.calls += len(todo)
-            for i, reply in zip(todo, replies, strict=True):
-                verdicts[i] = parse_winner(reply)
-            todo = [i for i in todo if verdicts[i] is None]
-        self.invalid_count += len(todo)
-        return verdicts
-
     def preference(self, prompts, first, second) -> np.ndarray:
         chats = []
         for p, a, b in zip(prompts, first, second, strict=True):
             chats.append([{"role": "user", "content": PAIRWISE_TEMPLATE.format(prompt=p, a=a, b=b)}])
             chats.append([{"role": "user", "content": PAIRWISE_TEMPLATE.format(prompt=p, a=b, b=a)}])
-        v = self._verdicts(chats)
+        v = _ask(self, chats, [parse_winner] * len(chats))
         out = np.full(len(prompts), np.nan)
         for k in range(len(prompts)):
             wins = []
@@ -331,17 +336,8 @@ class ListwiseLLMJudge:
         rng = np.random.default_rng(self.seed)
         orders = [rng.permutation(len(c)) for c in candidates]
         chats = [self._chat(p, list(c), o) for p, c, o in zip(prompts, candidates, orders, strict=True)]
-        parsed: list[np.ndarray | None] = [None] * len(chats)
-        todo = list(range(len(chats)))
-        for attempt in range(self.retries + 1):
-            if not todo:
-                break
-            replies = self.generate([chats[i] for i in todo], 0.0 if attempt == 0 else self.retry_temperature)
-            self.calls += len(todo)
-            for i, reply in zip(todo, replies, strict=True):
-                parsed[i] = parse_rubric_scores(reply, len(candidates[i]))
-            todo = [i for i in todo if parsed[i] is None]
-        self.invalid_count += len(todo)
+        parsers = [functools.partial(parse_rubric_scores, n=len(c)) for c in candidates]
+        parsed = _ask(self, chats, parsers)
         out = []
         for s, order, c in zip(parsed, orders, candidates, strict=True):
             scores = np.full(len(c), np.nan)

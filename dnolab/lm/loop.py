@@ -24,7 +24,6 @@ import json
 import os
 import shutil
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +31,15 @@ import yaml
 from tqdm.auto import tqdm
 
 from .config import ConfigError, DNOConfig
-from .data import DNOInputError, check_prompt_lengths, load_causal_lm, load_tokenizer, split_prompts
+from .data import (
+    DNOInputError,
+    atomic_dir,
+    check_prompt_lengths,
+    load_causal_lm,
+    load_tokenizer,
+    save_pretrained_atomic,
+    split_prompts,
+)
 from .evaluation import head_to_head, table2_statistics, win_rate_vs_teacher
 from .judges import judge_win_matrices
 from .pairs import count_types, replay_counts, select_pairs
@@ -49,25 +56,6 @@ class CorruptRunError(RuntimeError):
 
 def iteration_dir(run_dir: Path, t: int) -> Path:
     return run_dir / f"iter_{t:02d}"
-
-
-@contextmanager
-def atomic_dir(path: Path, enabled: bool = True):
-    """Yield a temporary folder that replaces ``path`` only if the block finishes."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    if enabled:
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-    try:
-        yield tmp
-    except BaseException:
-        if enabled:
-            shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if enabled:
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
 
 
 def write_json(path: Path, data) -> None:
@@ -242,7 +230,6 @@ class DNORun:
         if config.use_gold and pool.gold is None:
             raise DNOInputError("use_gold: true but the prompt set has no gold answers")
         self.parts = split_prompts(pool, sizes, config.seed)
-        self.timings: dict[str, float] = {}
 
     # -- helpers --
     def _done(self, path: Path) -> bool:
@@ -276,8 +263,8 @@ class DNORun:
                 self.world.build_initial_policy(d / "policy", self.config.seed, self.show_progress)
             self.state.wait_for_everyone()
         policy, tokenizer = self._policy(0)
-        check_prompt_lengths(tokenizer, self.parts["iter_01"].prompts[:64] + self.parts["eval"].prompts[:64],
-                             self.world.chat, self.config.sampling.max_new_tokens, policy)
+        every_prompt = [p for part in self.parts.values() for p in part.prompts]
+        check_prompt_lengths(tokenizer, every_prompt, self.world.chat, self.config.sampling.max_new_tokens, policy)
         self._evaluate(0, policy, tokenizer, timings={})
 
     # -- one iteration --
@@ -364,9 +351,7 @@ class DNORun:
                                                 show_progress=self.show_progress)
             if self.is_main:
                 shutil.rmtree(d / ".trainer", ignore_errors=True)
-                with atomic_dir(d / "policy") as tmp:
-                    policy.save_pretrained(tmp)
-                    tokenizer.save_pretrained(tmp)
+                save_pretrained_atomic(policy, tokenizer, d / "policy")
                 write_json(train_log, {"losses": losses, "pairs_new": len(pairs), "pairs_trained": len(train),
                                        "seconds": time.perf_counter() - start})
             self.state.wait_for_everyone()

@@ -10,10 +10,10 @@ policy) by the Bradley–Terry loss. Being a BT model, it cannot represent the j
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
+from .data import save_pretrained_atomic
 from .judges import RewardModelJudge
 
 
@@ -49,11 +49,16 @@ def fit_reward_model(judgments, init_path: str, dest: Path, seed: int, chat: boo
 
     from .trainer import quiet_trainer
 
-    tmp = dest.with_name(f".{dest.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
     tokenizer = AutoTokenizer.from_pretrained(init_path)
+    from transformers.utils import logging as hf_logging
+
     torch.manual_seed(seed)
-    model = AutoModelForSequenceClassification.from_pretrained(init_path, num_labels=1)
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # the new score head is "missing" from the policy: expected
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(init_path, num_labels=1)
+    finally:
+        hf_logging.set_verbosity(verbosity)
     model.config.pad_token_id = tokenizer.pad_token_id
     data = Dataset.from_list(comparison_rows(judgments)).shuffle(seed=seed)
     if chat:  # conversational format: TRL applies the chat template
@@ -61,7 +66,7 @@ def fit_reward_model(judgments, init_path: str, dest: Path, seed: int, chat: boo
                                    "chosen": [{"role": "assistant", "content": r["chosen"].strip()}],
                                    "rejected": [{"role": "assistant", "content": r["rejected"].strip()}]})
     cuda = torch.cuda.is_available()
-    args = RewardConfig(output_dir=str(tmp / "trainer"), num_train_epochs=epochs, learning_rate=learning_rate,
+    args = RewardConfig(output_dir=str(dest.with_name(f".{dest.name}.trainer")), num_train_epochs=epochs, learning_rate=learning_rate,
                         per_device_train_batch_size=batch_size, lr_scheduler_type="cosine", report_to="none",
                         save_strategy="no", seed=seed, bf16=cuda and torch.cuda.is_bf16_supported(),
                         use_cpu=not cuda, activation_checkpointing=False, max_length=256,
@@ -70,13 +75,8 @@ def fit_reward_model(judgments, init_path: str, dest: Path, seed: int, chat: boo
     quiet_trainer(trainer, show_progress, desc="reward model")
     trainer.train()
     model.__dict__.pop("forward", None)
-    shutil.rmtree(tmp / "trainer", ignore_errors=True)
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    if dest.exists():
-        shutil.rmtree(dest)
-    os.replace(tmp, dest)
-    return dest
+    shutil.rmtree(args.output_dir, ignore_errors=True)
+    return save_pretrained_atomic(model, tokenizer, dest)
 
 
 def load_reward_judge(path: Path, chat: bool, device=None) -> RewardModelJudge:

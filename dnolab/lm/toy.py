@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -296,20 +297,15 @@ def build_initial_policy(world: ToyWorld, output_dir: str | os.PathLike, seed: i
     Written to a temporary folder and renamed, so an interrupted build leaves nothing behind.
     Returns the folder, loadable with ``AutoModelForCausalLM.from_pretrained``.
     """
-    import shutil
+    from .data import atomic_dir
 
-    output_dir = Path(output_dir)
-    tmp = output_dir.with_name(output_dir.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tokenizer = build_tokenizer()
-    model = build_model(world.model, tokenizer, seed)
-    data = sft_dataset(world.task, world.sft, seed)
-    train_sft(model, tokenizer, data, world.sft, tmp / "trainer", seed, use_cpu, show_progress)
-    shutil.rmtree(tmp / "trainer", ignore_errors=True)
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    (tmp / "toy_world.json").write_text(json.dumps(world.to_dict(), indent=2) + "\n")
-    if output_dir.exists():
-        shutil.rmtree(output_dir)
-    os.replace(tmp, output_dir)
-    return output_dir
+    with atomic_dir(Path(output_dir)) as tmp:
+        tokenizer = build_tokenizer()
+        model = build_model(world.model, tokenizer, seed)
+        data = sft_dataset(world.task, world.sft, seed)
+        train_sft(model, tokenizer, data, world.sft, tmp / "trainer", seed, use_cpu, show_progress)
+        shutil.rmtree(tmp / "trainer", ignore_errors=True)
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        (tmp / "toy_world.json").write_text(json.dumps(world.to_dict(), indent=2) + "\n")
+    return Path(output_dir)

@@ -6,8 +6,6 @@ judge named by Hub ids or local folders); the loop treats both the same way.
 
 from __future__ import annotations
 
-import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,7 +13,14 @@ from typing import Any
 import numpy as np
 
 from .config import DNOConfig
-from .data import DNOInputError, PromptSet, load_causal_lm, load_prompt_dataset, load_tokenizer
+from .data import (
+    DNOInputError,
+    PromptSet,
+    load_causal_lm,
+    load_prompt_dataset,
+    load_tokenizer,
+    save_pretrained_atomic,
+)
 from .toy import (
     SFTConfig,
     ToyJudge,
@@ -62,24 +67,21 @@ class World:
                     "the toy SFT policy is built in one process; run `dnolab toy-policy --out DIR` first "
                     "and set model.name_or_path: DIR for multi-process runs")
             return build_initial_policy(self.toy, dest, seed, show_progress=show_progress)
-        tmp = dest.with_name(dest.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
         tokenizer = load_tokenizer(name, pad_with_eos=self.config.model.pad_with_eos)
         model = load_causal_lm(name, dtype=_dtype(self.config.model.dtype))
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        if dest.exists():
-            shutil.rmtree(dest)
-        os.replace(tmp, dest)
-        return dest
+        return save_pretrained_atomic(model, tokenizer, dest)
 
 
 def _dtype(name: str):
+    """``auto``: bfloat16 on a GPU that supports it (A100, L4, H100), float32 otherwise (CPUs,
+    T4): a T4 has no bf16 and fp16 weights would need a loss scaler."""
     import torch
 
-    table = {"auto": "auto", "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+    table = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+    if name == "auto":
+        return torch.bfloat16 if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else torch.float32
     if name not in table:
-        raise DNOInputError(f"model.dtype must be one of {sorted(table)}, got {name!r}")
+        raise DNOInputError(f"model.dtype must be 'auto' or one of {sorted(table)}, got {name!r}")
     return table[name]
 
 
@@ -102,8 +104,8 @@ def make_judge(config: DNOConfig, device=None):
     if j.kind == "reward-model":
         from .judges import RewardModelJudge
 
-        return RewardModelJudge.from_pretrained(j.name_or_path, device=device, chat=config.model.chat,
-                                                batch_size=j.batch_size)
+        return RewardModelJudge.from_pretrained(j.name_or_path, device=device, dtype=_dtype(config.model.dtype),
+                                                chat=config.model.chat, batch_size=j.batch_size)
     from .judges import ListwiseLLMJudge, PairwiseLLMJudge, hf_chat_generator
 
     tokenizer = load_tokenizer(j.name_or_path, pad_with_eos=True)
