@@ -213,6 +213,9 @@ def training_arguments(config: TrainingConfig, output_dir: str, seed: int, n_pai
         max_grad_norm=config.max_grad_norm, logging_steps=logging_steps, save_strategy="no",
         report_to="none", seed=seed, data_seed=seed, bf16=bf16, use_cpu=not cuda,
         remove_unused_columns=False, dataloader_num_workers=0, disable_tqdm=True,
+        # A last, incomplete batch is dropped: under torchrun accelerate would pad it with
+        # repeated pairs, so one process and several would train on different data.
+        dataloader_drop_last=n_pairs >= config.batch_size,
     )
 
 
