@@ -19,7 +19,7 @@ NB ?=
 NB_ARGS ?= $(if $(NB),--only $(NB),)
 export MPLBACKEND := Agg
 # One BLAS thread: on 2-core machines a second OpenBLAS thread made nash() at n = 1000
-# 8-10x slower under load (benchmarks/results/nash.md). Override by setting it yourself.
+# 1.8x slower idle, 8-10x with the other core busy (benchmarks/results/nash.md).
 export OPENBLAS_NUM_THREADS ?= 1
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 export HF_HUB_DISABLE_TELEMETRY := 1

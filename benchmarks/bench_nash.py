@@ -178,7 +178,7 @@ def write(nash_rows, dyn_rows, blas, T: int, quick: bool) -> None:
     lines = [
         "# `nash` against nashpy's LP, and 10⁴ iterations of each dynamic",
         "",
-        f"Machine: {platform.machine()}, {os.cpu_count()} logical CPUs (shared with other jobs), "
+        f"Machine: {platform.machine()}, {os.cpu_count()} logical CPUs, "
         f"Python {platform.python_version()}, numpy {np.__version__}, scipy {scipy.__version__}, "
         f"nashpy {nashpy.__version__}, OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS')}. "
         "Median wall time in seconds over 7 repeats "

@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 
 # Measured on the 2-vCPU build machine (benchmarks/results/cpu_threads.md): one training step
-# of a 132k-parameter Llama takes ~18 ms with one torch thread whether or not the other core is
-# busy, while two threads take 13 ms on an idle machine but 41 ms when another process holds a
-# core (OpenMP workers spin-wait on each other; earlier measurements saw 20-50x on bigger
-# batches). One thread is the robust choice for the small models of this series; set
+# of a 132k-parameter Llama takes ~17 ms with one torch thread whether or not the other core is
+# busy; with two threads it takes 12-19 ms on an idle machine but 25-38 ms when another process
+# holds a core (OpenMP workers spin-wait on each other; earlier measurements saw 20-50x on
+# bigger batches). One thread is the robust choice for the small models of this series; set
 # DNOLAB_NUM_THREADS to override on bigger CPUs.
 DEFAULT_CPU_THREADS = 1
 
