@@ -106,7 +106,8 @@ def load_eval(run_dir, t: int) -> tuple[list[str], list[str] | None, dict[int, l
 
     from .loop import iteration_dir
 
-    rows = load_from_disk(str(iteration_dir(Path(run_dir), t) / "eval_samples")).sort("prompt_index").to_list()
+    rows = load_from_disk(str(iteration_dir(Path(run_dir), t) / "eval_samples")).to_list()
+    rows.sort(key=lambda r: r["prompt_index"])
     gold = [r["gold"] for r in rows] if rows and rows[0].get("gold") is not None else None
     return [r["prompt"] for r in rows], gold, {i: [x.strip() for x in r["responses"]] for i, r in enumerate(rows)}
 
