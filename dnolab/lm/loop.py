@@ -298,9 +298,7 @@ class DNORun:
         if not self._done(d / "judgments"):
             candidates = [samples[i] + ([completion_text(gold[i], self.world.chat)] if cfg.use_gold else [])
                           for i in range(len(prompts))]
-            judge_prompts = prompts
-            mats, scores = _judge(self.world, judge_prompts, [[c.strip() for c in cs] for cs in candidates],
-                                  self.state)
+            mats, scores = _judge(self.world, prompts, [[c.strip() for c in cs] for cs in candidates], self.state)
             share = _invalid_share(mats)
             if share > cfg.max_invalid_share:
                 raise DNOInputError(
