@@ -198,12 +198,6 @@ def encode_prompt(tokenizer, prompt: str, chat: bool) -> list[int]:
     return tokenizer(prompt, add_special_tokens=True)["input_ids"]
 
 
-def encode_completion(tokenizer, completion: str) -> list[int]:
-    """Token ids of a response followed by end-of-sequence (what the policy is trained to emit)."""
-    ids = tokenizer(completion, add_special_tokens=False)["input_ids"]
-    return [*ids, tokenizer.eos_token_id]
-
-
 def context_length(model) -> int | None:
     """The model's maximum sequence length, if its config states one."""
     cfg = model.config
