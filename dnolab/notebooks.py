@@ -2,8 +2,8 @@
 
 Behind ``make run`` (full mode: figures into ``figures/``) and ``make smoke`` / the notebook
 tests (smoke mode: everything under ``build/smoke/``). Each notebook runs on a fresh kernel
-with its own folder as working directory and receives ``SMOKE``, ``FIG_DIR`` and
-``METRICS_PATH`` in its ``parameters`` cell. A failing notebook is reported with the failing
+(over IPC, with inline figures) with its own folder as working directory and receives
+``SMOKE``, ``FIG_DIR`` and ``METRICS_PATH`` in its ``parameters`` cell. A failing notebook is reported with the failing
 cell's error and the exit status is non-zero, but the remaining notebooks still run.
 """
 
@@ -18,6 +18,29 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 KERNEL = "python3"  # jupyter_client runs it on the interpreter that launches papermill
+# The kernel draws figures inline (``plt.show()`` stores a PNG in the executed notebook, which
+# the site shows) whatever MPLBACKEND the caller has (make exports Agg for its own processes).
+KERNEL_ENV = {"MPLBACKEND": "module://matplotlib_inline.backend_inline"}
+
+
+def _kernel_manager_class():
+    """An AsyncKernelManager whose kernels talk over IPC (Unix sockets), not TCP.
+
+    Over TCP without CurveZMQ keys ipykernel warns "Kernel is running over TCP without
+    encryption" on every start; over IPC there is nothing to warn about, and no port is
+    opened. nbclient (under papermill) takes the class as ``kernel_manager_class``.
+    """
+    from jupyter_client import AsyncKernelManager
+    from traitlets import CaselessStrEnum
+
+    class IPCKernelManager(AsyncKernelManager):
+        transport = CaselessStrEnum(["tcp", "ipc"], default_value="ipc", config=True)
+
+        async def start_kernel(self, **kw):
+            kw["env"] = {**os.environ, **KERNEL_ENV, **(kw.get("env") or {})}
+            return await super().start_kernel(**kw)
+
+    return IPCKernelManager
 
 
 @dataclass
@@ -84,7 +107,7 @@ def execute(notebook: Path, out_dir: Path = Path("build"), figures_dir: Path = P
         papermill.execute_notebook(
             str(notebook), str(paths["executed"]), parameters=params, kernel_name=KERNEL,
             cwd=str(notebook.parent), language="python", progress_bar=False, log_output=log_output,
-            execution_timeout=timeout,
+            execution_timeout=timeout, kernel_manager_class=_kernel_manager_class(),
         )
     except Exception as err:  # every failure is reported; the remaining notebooks still run
         return NotebookResult(notebook.name, "failed", time.perf_counter() - start,

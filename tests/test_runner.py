@@ -1,8 +1,11 @@
 """The papermill runner behind `make run`: parameters, working folder, failures reported."""
 
 import json
+import os
 import subprocess
 import sys
+
+import nbformat
 
 from dnolab.notebooks import execute, find_notebooks, format_table
 
@@ -58,3 +61,25 @@ def test_table_lists_status_and_seconds():
     table = format_table([NotebookResult("01_x.ipynb", "ok", 1.25, "o"),
                           NotebookResult("02_y.ipynb", "failed", 3.0, "o", "cell 3: KeyError: 'a'")])
     assert "01_x.ipynb" in table and "1.2" in table and "cell 3: KeyError" in table
+
+
+def test_kernels_run_quietly_over_ipc_and_draw_inline_figures(make_notebook, tmp_path):
+    """No "Kernel is running over TCP without encryption" on stderr; plt.show() keeps a PNG."""
+    make_notebook("01_quiet.ipynb", [
+        PARAMS,
+        ("import matplotlib.pyplot as plt\n"
+         "from ipykernel.kernelapp import IPKernelApp\n"
+         "print('transport', IPKernelApp.instance().transport)\n"
+         "plt.plot([0, 1]); plt.show()", []),
+    ])
+    proc = subprocess.run(
+        [sys.executable, "-m", "dnolab.notebooks", "--notebooks", str(tmp_path / "notebooks"),
+         "--out", str(tmp_path / "build"), "--figures", str(tmp_path / "figs")],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "MPLBACKEND": "Agg"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "without encryption" not in proc.stderr + proc.stdout
+    executed = nbformat.read(tmp_path / "build/notebooks/01_quiet.ipynb", as_version=4)
+    outputs = executed.cells[-1].outputs
+    assert outputs[0]["text"] == "transport ipc\n"
+    assert any("image/png" in o.get("data", {}) for o in outputs), "no inline figure was kept"
