@@ -122,6 +122,22 @@ def bt_mixture_matrix(n: int, weights=(0.4, 0.35, 0.25), scale: float = 10.0,
     return validate_preference_matrix(P), scores
 
 
+PANEL_SEED = 13  # the series' 3-annotator panel: 83 cyclic triples, Nash support of 5 responses
+
+
+def annotator_panel_game(n: int = 20, seed: int = PANEL_SEED,
+                         rule: str = "average") -> tuple[np.ndarray, np.ndarray]:
+    """The series' "20 responses, 3 annotators" preference game, the same in every notebook.
+
+    Three decisive Bradley–Terry annotators (weights 0.4 / 0.35 / 0.25, score scale 10) who
+    each rank the ``n`` responses consistently but differently, pooled by ``rule``
+    ("average": the preference a reward model is trained on; "majority": the panel's
+    verdict). With the default seed the average has 83 cyclic triples of 1140 and a Nash
+    equilibrium on 5 responses. Returns ``(P, scores)`` as :func:`bt_mixture_matrix` does.
+    """
+    return bt_mixture_matrix(n, weights=(0.4, 0.35, 0.25), scale=10.0, rng=seed, rule=rule)
+
+
 def win_rates(P, pi) -> np.ndarray:
     """r_π(y) = P(y ≻ π) = (Pπ)_y: each response's expected win rate against a policy π."""
     P = validate_preference_matrix(P)

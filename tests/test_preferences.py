@@ -6,6 +6,7 @@ import pytest
 
 from dnolab.preferences import (
     PreferenceMatrixError,
+    annotator_panel_game,
     blade_chest_matrix,
     bradley_terry_matrix,
     bt_annotators_matrix,
@@ -255,3 +256,20 @@ def test_generator_bad_input_is_named():
         bt_annotators_matrix(np.zeros((2, 3)), weights=[1.0])
     with pytest.raises(ValueError, match="length_range"):
         random_length_quality(4, length_range=(5, 5))
+
+
+def test_the_annotator_panel_game_is_one_game_for_every_notebook():
+    P, scores = annotator_panel_game()
+    Q, same_scores = bt_mixture_matrix(20, weights=(0.4, 0.35, 0.25), scale=10.0, rng=13)
+    np.testing.assert_array_equal(P, Q)  # what notebooks 02 and 03 built by hand
+    np.testing.assert_array_equal(scores, same_scores)
+    assert P.shape == (20, 20) and scores.shape == (3, 20)
+    from dnolab.games import nash
+    from dnolab.intransitivity import count_cyclic_triples
+
+    pi, _ = nash(P)
+    assert np.flatnonzero(pi > 1e-9).tolist() == [0, 2, 3, 6, 9]  # the docstring's support of 5
+    assert count_cyclic_triples(P) == 83
+    majority, _ = annotator_panel_game(rule="majority")
+    assert set(np.unique(majority[~np.eye(20, dtype=bool)])) <= {0.0, 1.0}
+    assert not np.array_equal(annotator_panel_game(seed=0)[0], P)
