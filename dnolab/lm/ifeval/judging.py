@@ -1,0 +1,287 @@
+"""The training judge (an annotator panel) and the held-out judge for the instruction task.
+
+Both have the duck-typed interface of ``dnolab.lm.judges`` (``name``, ``invalid_count``,
+``preference``) plus ``sees_finished = True``: the engine passes ``first_finished`` and
+``second_finished`` (False = the answer was cut at ``max_new_tokens`` instead of ending with
+EOS), and ``response_metrics`` for each iteration's ``metrics.json``.
+
+Per answer a (to prompt x), computed once per call for each distinct (x, a):
+
+* ``met(a)``: share of x's constraints that a meets (1 when x states none);
+* ``cut(a)``: 1 if a was cut, else 0;
+* ``real(a)``: share of a's words found in pyspellchecker's bundled English word list
+  (numbers count as real; a trailing possessive or plural ``s``/``es`` is tried off; single
+  letters other than "a" and "I" are not words);
+* ``common(a)``: mean over words of log10(1 + corpus frequency) from the same list (0 for
+  words not in it): plain, common wording scores high;
+* ``mentions(a)``: how many of a's words name the prompt's topic (the same stem as a topic
+  word once a plural ``s``/``es`` is off, or the same first 5 letters), capped at 3.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import numpy as np
+
+from ...intransitivity import cyclic_triple_share
+from .constraints import constraints_met, parse_constraints, words
+from .prompts import HELDOUT_KINDS, topic_keywords
+
+# --- features -----------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=1)
+def _dictionary() -> dict[str, int]:
+    """pyspellchecker's English word → corpus frequency table (shipped with its wheel)."""
+    from spellchecker import SpellChecker
+
+    return SpellChecker(language="en", distance=1).word_frequency.dictionary
+
+
+def _frequency(word: str) -> int:
+    d = _dictionary()
+    w = word.lower().replace("’", "'")
+    if w.isdigit():
+        return 10**6  # numbers are real words, and common
+    if len(w) == 1:
+        return d.get(w, 0) if w in ("a", "i") else 0
+    for candidate in (w, w[:-2] if w.endswith("'s") else "", w[:-1] if w.endswith("s") else "",
+                      w[:-2] if w.endswith("es") else ""):
+        if candidate and candidate in d:
+            return d[candidate]
+    return 0
+
+
+def _stem(word: str) -> str:
+    for suffix in ("es", "s"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            return word[: -len(suffix)]
+    return word
+
+
+def _mentions_topic(word: str, keywords: Sequence[str]) -> bool:
+    """Same stem (a plural ``s``/``es`` off), or the same first 5 letters for long words."""
+    w = word.lower()
+    return any(_stem(w) == _stem(k) or (len(_stem(k)) >= 5 and w[:5] == k[:5]) for k in keywords)
+
+
+@dataclass(frozen=True)
+class Features:
+    """What both judges know about one answer to one prompt (see the module docstring)."""
+
+    met: tuple[bool, ...]
+    n_words: int
+    real: float
+    common: float
+    mentions: int
+    distinct: float
+
+    @property
+    def met_share(self) -> float:
+        return float(np.mean(self.met)) if self.met else 1.0
+
+
+@lru_cache(maxsize=131072)
+def features(prompt: str, response: str) -> Features:
+    ws = words(response or "")
+    freqs = [_frequency(w) for w in ws]
+    keywords = topic_keywords(prompt)
+    return Features(
+        met=tuple(constraints_met(prompt, response)),
+        n_words=len(ws),
+        real=float(np.mean([f > 0 for f in freqs])) if ws else 0.0,
+        common=float(np.mean([math.log10(1 + f) for f in freqs])) if ws else 0.0,
+        mentions=min(3, sum(_mentions_topic(w, keywords) for w in ws)),
+        distinct=len({w.lower() for w in ws}) / len(ws) if ws else 0.0,
+    )
+
+
+SUBSTANCE_WORDS = 5      # fewer words than this scale the sense score down (a 2-word answer: 0.4)
+OFF_TOPIC_FACTOR = 0.5   # the sense score of an answer that never names the topic is halved
+REPETITION_SHARE = 0.5   # distinct-word share below this scales sense down (a word said 6 times: 1/3)
+
+
+def sense(f: Features) -> float:
+    """Sense score in [0, 1]: real × substance × topic × variety, where real = share of real words,
+    substance = min(1, words / 5), topic = 1 if the topic is named else 0.5, variety =
+    min(1, distinct share / 0.5). Nonsense words, two-word answers, off-topic answers and
+    repetition each lower it; a fluent on-topic answer of five or more words scores 1."""
+    substance = min(1.0, f.n_words / SUBSTANCE_WORDS)
+    topic = 1.0 if f.mentions else OFF_TOPIC_FACTOR
+    variety = min(1.0, f.distinct / REPETITION_SHARE)
+    return f.real * substance * topic * variety
+
+
+def _finished(flags, n: int) -> np.ndarray:
+    if flags is None:
+        return np.ones(n, dtype=bool)
+    flags = np.asarray(flags, dtype=bool)
+    if flags.shape != (n,):
+        raise ValueError(f"expected {n} finished flags, got shape {flags.shape}")
+    return flags
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+def _table(prompts, responses) -> list[Features]:
+    return [features(p, r) for p, r in zip(prompts, responses, strict=True)]
+
+
+# --- the training judge: a panel ------------------------------------------------------------------
+
+@dataclass
+class PanelJudge:
+    """P(a ≻ b | x) = σ(k·(q(a) − q(b)) + c·vote(a, b)), the training judge.
+
+    Transitive part: q = met − cut_penalty·cut (share of constraints met; an answer that never
+    ends loses ``cut_penalty``). Intransitive part: three annotators vote, each by its own
+    criterion, and ``vote`` is the sign of their sum (majority; an annotator abstains on a tie):
+
+    * *brevity*: the answer with fewer words, if shorter by at least ``brevity_margin`` words;
+    * *relevance*: the answer that names the topic more often (``mentions``, capped at 3);
+    * *plain wording*: the answer with the higher ``common``, by at least ``common_margin``.
+
+    Majority votes over three criteria make Condorcet cycles (a ≻ b ≻ c ≻ a) when the criteria
+    rank the answers in rotated orders, as real annotator panels do. With k = 4 and c = 1, one
+    more constraint of two met (k·½ = 2) always outweighs the vote (1): the panel only decides
+    between answers that are equally good at the instructions, and a cut answer loses to an
+    equally compliant finished one whatever the panel says (σ(2 − 1) = 0.73).
+    """
+
+    quality_weight: float = 4.0
+    vote_weight: float = 1.0
+    cut_penalty: float = 0.5
+    brevity_margin: int = 3
+    common_margin: float = 0.25
+    heldout_kinds: tuple[str, ...] = HELDOUT_KINDS
+    name: str = "ifeval-panel"
+    sees_finished = True
+    invalid_count: int = field(default=0, init=False)
+
+    def votes(self, fa: Sequence[Features], fb: Sequence[Features]) -> np.ndarray:
+        """Each annotator's vote per pair, columns brevity, relevance, plain wording:
+        +1 for a, −1 for b, 0 to abstain."""
+        def column(fs, name):
+            return np.array([getattr(f, name) for f in fs], dtype=float).reshape(len(fs))
+
+        d_words = column(fb, "n_words") - column(fa, "n_words")
+        d_common = column(fa, "common") - column(fb, "common")
+        return np.stack([
+            np.where(np.abs(d_words) >= self.brevity_margin, np.sign(d_words), 0.0),
+            np.sign(column(fa, "mentions") - column(fb, "mentions")),
+            np.where(np.abs(d_common) >= self.common_margin, np.sign(d_common), 0.0),
+        ], axis=1)
+
+    def preference(self, prompts, first, second, first_finished=None, second_finished=None) -> np.ndarray:
+        """P(first ≻ second | prompt) for each triple."""
+        n = len(prompts)
+        fa, fb = _table(prompts, first), _table(prompts, second)
+        ca = ~_finished(first_finished, n)
+        cb = ~_finished(second_finished, n)
+        qa = np.array([f.met_share for f in fa]) - self.cut_penalty * ca
+        qb = np.array([f.met_share for f in fb]) - self.cut_penalty * cb
+        vote = np.sign(self.votes(fa, fb).sum(axis=1))
+        return _sigmoid(self.quality_weight * (qa - qb) + self.vote_weight * vote)
+
+    def response_metrics(self, prompts, responses, finished=None) -> dict:
+        return response_metrics(prompts, responses, finished, self.heldout_kinds)
+
+
+# --- the held-out judge -------------------------------------------------------------------------
+
+@dataclass
+class HeldoutJudge:
+    """P(a ≻ b | x) = σ(κ·(h(a) − h(b))), never used for training.
+
+    h = sense · (1 + met) / 2 · (cut_factor if cut else 1): the constraint checker, gated by
+    the sense score (``sense``), so that an answer of nonsense words, two words, or off-topic
+    filler cannot win on the checker alone. A sensible answer that ignores every constraint
+    scores ½; one that meets them all scores 1; "cheesemlighter" scores 0 whatever it meets.
+    κ = 10: one constraint of two (Δh = ¼) gives P = 0.92; a cut answer keeps ``cut_factor``.
+    It shares no annotator with the panel: no brevity, relevance count or wording preference.
+    """
+
+    sharpness: float = 10.0
+    cut_factor: float = 0.5
+    heldout_kinds: tuple[str, ...] = HELDOUT_KINDS
+    name: str = "ifeval-heldout"
+    sees_finished = True
+    invalid_count: int = field(default=0, init=False)
+
+    def score(self, prompts, responses, finished=None) -> np.ndarray:
+        """h per answer (see the class docstring)."""
+        fs = _table(prompts, responses)
+        cut = ~_finished(finished, len(fs))
+        h = np.array([sense(f) * (1.0 + f.met_share) / 2.0 for f in fs])
+        return h * np.where(cut, self.cut_factor, 1.0)
+
+    def preference(self, prompts, first, second, first_finished=None, second_finished=None) -> np.ndarray:
+        """P(first ≻ second | prompt) for each triple."""
+        ha = self.score(prompts, first, first_finished)
+        hb = self.score(prompts, second, second_finished)
+        return _sigmoid(self.sharpness * (ha - hb))
+
+    def response_metrics(self, prompts, responses, finished=None) -> dict:
+        return response_metrics(prompts, responses, finished, self.heldout_kinds)
+
+
+# --- metrics and intransitivity -----------------------------------------------------------------
+
+def response_metrics(prompts, responses, finished=None, heldout_kinds=HELDOUT_KINDS) -> dict:
+    """Constraint satisfaction, sense, length and cut share of a policy's answers.
+
+    ``all_constraints_met``: share of answers meeting all their prompt's constraints;
+    ``constraints_met``: share of single constraints met; ``trained_kinds_all_met`` /
+    ``heldout_kinds_all_met``: all-met share on prompts without / with a held-out kind (NaN if
+    there are none); ``per_kind``: share met per kind; ``sense``, ``real_word_share``: means
+    (see ``sense``); ``mean_words``; ``cut_share``: share cut at the token limit.
+    """
+    fs = _table(prompts, responses)
+    cut = ~_finished(finished, len(fs))
+    all_met = np.array([all(f.met) for f in fs], dtype=float)
+    heldout = np.array([any(c.kind in heldout_kinds for c in parse_constraints(p)) for p in prompts], dtype=bool)
+    per_kind: dict[str, list[bool]] = {}
+    for p, f in zip(prompts, fs, strict=True):
+        for c, ok in zip(parse_constraints(p), f.met, strict=True):
+            per_kind.setdefault(c.kind, []).append(ok)
+    singles = [ok for f in fs for ok in f.met]
+
+    def share(x) -> float:
+        return float(np.mean(x)) if len(x) else float("nan")
+
+    return {
+        "all_constraints_met": share(all_met),
+        "constraints_met": share(singles),
+        "trained_kinds_all_met": share(all_met[~heldout]),
+        "heldout_kinds_all_met": share(all_met[heldout]),
+        "per_kind": {k: share(v) for k, v in sorted(per_kind.items())},
+        "sense": share([sense(f) for f in fs]),
+        "real_word_share": share([f.real for f in fs]),
+        "mean_words": share([f.n_words for f in fs]),
+        "cut_share": share(cut),
+    }
+
+
+def win_matrix(judge, prompt: str, candidates: Sequence[str], finished=None) -> np.ndarray:
+    """W[i, j] = P(candidate i ≻ candidate j | prompt) under a judge, ½ on the diagonal."""
+    n = len(candidates)
+    fin = _finished(finished, n)
+    i, j = np.triu_indices(n, k=1)
+    kwargs = {}
+    if getattr(judge, "sees_finished", False):
+        kwargs = {"first_finished": fin[i], "second_finished": fin[j]}
+    p = judge.preference([prompt] * len(i), [candidates[a] for a in i], [candidates[b] for b in j], **kwargs)
+    W = np.full((n, n), 0.5)
+    W[i, j], W[j, i] = p, 1.0 - np.asarray(p)
+    return W
+
+
+def cyclic_share(judge, prompt: str, candidates: Sequence[str], finished=None) -> float:
+    """Share of the candidates' triples that the judge's majority relation orders in a cycle."""
+    return cyclic_triple_share(win_matrix(judge, prompt, candidates, finished))
