@@ -42,6 +42,7 @@ def _dictionary() -> dict[str, int]:
     return SpellChecker(language="en", distance=1).word_frequency.dictionary
 
 
+@lru_cache(maxsize=262144)
 def _frequency(word: str) -> int:
     d = _dictionary()
     w = word.lower().replace("’", "'")
@@ -56,17 +57,26 @@ def _frequency(word: str) -> int:
     return 0
 
 
+@lru_cache(maxsize=262144)
 def _stem(word: str) -> str:
+    word = word.lower()
     for suffix in ("es", "s"):
         if word.endswith(suffix) and len(word) - len(suffix) >= 3:
             return word[: -len(suffix)]
     return word
 
 
-def _mentions_topic(word: str, keywords: Sequence[str]) -> bool:
-    """Same stem (a plural ``s``/``es`` off), or the same first 5 letters for long words."""
-    w = word.lower()
-    return any(_stem(w) == _stem(k) or (len(_stem(k)) >= 5 and w[:5] == k[:5]) for k in keywords)
+@lru_cache(maxsize=65536)
+def _topic_matchers(prompt: str) -> tuple[frozenset[str], frozenset[str]]:
+    keywords = topic_keywords(prompt)
+    return (frozenset(_stem(k) for k in keywords),
+            frozenset(k[:5] for k in keywords if len(_stem(k)) >= 5))
+
+
+def _mentions_topic(word: str, prompt: str) -> bool:
+    """Same stem as a topic word (a plural ``s``/``es`` off), or the same first 5 letters."""
+    stems, prefixes = _topic_matchers(prompt)
+    return _stem(word) in stems or word[:5].lower() in prefixes
 
 
 @dataclass(frozen=True)
@@ -87,16 +97,17 @@ class Features:
 
 @lru_cache(maxsize=131072)
 def features(prompt: str, response: str) -> Features:
+    """The ``Features`` of one answer (cached: the judges see each answer in many pairs)."""
     ws = words(response or "")
+    n = len(ws)
     freqs = [_frequency(w) for w in ws]
-    keywords = topic_keywords(prompt)
     return Features(
         met=tuple(constraints_met(prompt, response)),
-        n_words=len(ws),
-        real=float(np.mean([f > 0 for f in freqs])) if ws else 0.0,
-        common=float(np.mean([math.log10(1 + f) for f in freqs])) if ws else 0.0,
-        mentions=min(3, sum(_mentions_topic(w, keywords) for w in ws)),
-        distinct=len({w.lower() for w in ws}) / len(ws) if ws else 0.0,
+        n_words=n,
+        real=sum(f > 0 for f in freqs) / n if n else 0.0,
+        common=sum(math.log10(1 + f) for f in freqs) / n if n else 0.0,
+        mentions=min(3, sum(_mentions_topic(w, prompt) for w in ws)),
+        distinct=len({w.lower() for w in ws}) / n if n else 0.0,
     )
 
 
@@ -139,30 +150,41 @@ def _table(prompts, responses) -> list[Features]:
 class PanelJudge:
     """P(a ≻ b | x) = σ(k·(q(a) − q(b)) + c·vote(a, b)), the training judge.
 
-    Transitive part: q = met − cut_penalty·cut (share of constraints met; an answer that never
-    ends loses ``cut_penalty``). Intransitive part: three annotators vote, each by its own
-    criterion, and ``vote`` is the sign of their sum (majority; an annotator abstains on a tie):
+    Transitive part: q = met − cut_penalty·cut − nonsense_penalty·(1 − real): the share of
+    constraints met, less a penalty for an answer that never ends and for non-words (the panel
+    gives no credit for instructions met with gibberish). Intransitive part: three annotators
+    vote, each by its own criterion, and ``vote`` is the sign of their sum (the majority; an
+    annotator abstains on a tie or a difference under its margin):
 
-    * *brevity*: the answer with fewer words, if shorter by at least ``brevity_margin`` words;
-    * *relevance*: the answer that names the topic more often (``mentions``, capped at 3);
+    * *concise*: the answer with fewer words, if shorter by at least ``brevity_margin`` words;
+    * *on topic*: the answer that names the topic more often (``mentions``, capped at 3);
     * *plain wording*: the answer with the higher ``common``, by at least ``common_margin``.
 
-    Majority votes over three criteria make Condorcet cycles (a ≻ b ≻ c ≻ a) when the criteria
-    rank the answers in rotated orders, as real annotator panels do. With k = 4 and c = 1, one
-    more constraint of two met (k·½ = 2) always outweighs the vote (1): the panel only decides
-    between answers that are equally good at the instructions, and a cut answer loses to an
-    equally compliant finished one whatever the panel says (σ(2 − 1) = 0.73).
+    A majority over three criteria makes Condorcet cycles (a ≻ b ≻ c ≻ a) where the criteria
+    rank answers in rotated orders, as real annotator panels do. With k = 2 and c = 1.5 a
+    majority can overrule half a constraint or a cut (k·½ = 1 < 1.5) but not a whole constraint
+    (k·1 = 2 > 1.5); when no annotator has a preference, a cut answer loses to the same answer
+    finished (P = σ(−1) = 0.27). A cut penalty the panel could never overrule would leave the
+    cut half of a starting model's samples on levels of their own and erase almost every cycle.
     """
 
-    quality_weight: float = 4.0
-    vote_weight: float = 1.0
+    quality_weight: float = 2.0
+    vote_weight: float = 1.5
     cut_penalty: float = 0.5
-    brevity_margin: int = 3
-    common_margin: float = 0.25
+    nonsense_penalty: float = 1.0
+    brevity_margin: int = 2
+    common_margin: float = 0.1
     heldout_kinds: tuple[str, ...] = HELDOUT_KINDS
     name: str = "ifeval-panel"
     sees_finished = True
     invalid_count: int = field(default=0, init=False)
+
+    def quality(self, prompts, responses, finished=None) -> np.ndarray:
+        """q per answer (the transitive part)."""
+        fs = _table(prompts, responses)
+        cut = ~_finished(finished, len(fs))
+        return np.array([f.met_share - self.nonsense_penalty * (1.0 - f.real) for f in fs]
+                        ).reshape(len(fs)) - self.cut_penalty * cut
 
     def votes(self, fa: Sequence[Features], fb: Sequence[Features]) -> np.ndarray:
         """Each annotator's vote per pair, columns brevity, relevance, plain wording:
@@ -180,13 +202,9 @@ class PanelJudge:
 
     def preference(self, prompts, first, second, first_finished=None, second_finished=None) -> np.ndarray:
         """P(first ≻ second | prompt) for each triple."""
-        n = len(prompts)
-        fa, fb = _table(prompts, first), _table(prompts, second)
-        ca = ~_finished(first_finished, n)
-        cb = ~_finished(second_finished, n)
-        qa = np.array([f.met_share for f in fa]) - self.cut_penalty * ca
-        qb = np.array([f.met_share for f in fb]) - self.cut_penalty * cb
-        vote = np.sign(self.votes(fa, fb).sum(axis=1))
+        qa = self.quality(prompts, first, first_finished)
+        qb = self.quality(prompts, second, second_finished)
+        vote = np.sign(self.votes(_table(prompts, first), _table(prompts, second)).sum(axis=1))
         return _sigmoid(self.quality_weight * (qa - qb) + self.vote_weight * vote)
 
     def response_metrics(self, prompts, responses, finished=None) -> dict:
