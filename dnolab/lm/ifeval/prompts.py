@@ -185,7 +185,9 @@ def teacher_answer(prompt: str, with_lapses: bool = True) -> str:
 
     if "bullets" in cons:
         n = cons["bullets"] + (1 if "bullets" in forgot else 0)
-        items = [*include, *[str(b).format(topic=topic) for b in rng.permutation(_BULLETS)]][:n]
+        shuffled = [str(b).format(topic=topic) for b in rng.permutation(_BULLETS)]
+        topical = next(b for b in shuffled if topic in b)  # one bullet always names the topic
+        items = [*include, topical, *(b for b in shuffled if b != topical)][:n]
         if question:
             items[-1] = question[0]
         lines = [*title, *(f"* {item}" for item in items), *phrase]
@@ -196,16 +198,12 @@ def teacher_answer(prompt: str, with_lapses: bool = True) -> str:
         body = [first, *include]
         while len(body) + len(question) + len(phrase) < wanted:
             body.append(fillers.pop())
-        # Drop optional sentences (fillers, then the opener if a required one remains) to fit.
         def render(parts):
             return "\n".join([*title, " ".join(parts)]) if title else " ".join(parts)
 
-        while len(words(render([*body, *question, *phrase]))) > limit:
-            optional = [s for s in body[1:] if s not in include] or (
-                body[:1] if "start_word" not in cons and len(body) > 1 else [])
-            if not optional:
-                break
-            body.remove(optional[-1])
+        # Drop fillers to fit a word limit; the opener (which names the topic) always stays.
+        while len(words(render([*body, *question, *phrase]))) > limit and len(body) > 1 + len(include):
+            body.pop()
         text = render([*body, *question, *phrase])
     if "uppercase" in cons:
         text = text.upper()
