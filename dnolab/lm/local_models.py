@@ -163,7 +163,6 @@ def convert(name: str, dest: Path) -> dict:
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
-    model.config.name_or_path = spec.upstream
     model.save_pretrained(dest)
     tokenizer.save_pretrained(dest)
     try:
