@@ -16,36 +16,49 @@ import yaml
 
 
 def _parse_sets(items: list[str]) -> dict:
+    """``--set key=value`` pairs; values are read as YAML (``3`` is a number, ``[0.3, 0.15]`` a list)."""
+    from .lm.errors import ConfigError
+
     out = {}
     for item in items:
-        if "=" not in item:
-            raise SystemExit(f"--set expects key=value, got {item!r}")
-        key, value = item.split("=", 1)
-        out[key.strip()] = yaml.safe_load(value)
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip():
+            raise ConfigError(f"--set expects key=value, e.g. --set training.beta=0.5, got {item!r}")
+        try:
+            out[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError as err:
+            raise ConfigError(f"--set {key.strip()}: cannot read the value {value!r} ({err})") from None
     return out
 
 
 def _dno(args) -> int:
+    from .lm.errors import DNOError
+
+    try:  # our own input errors print one line; anything else is a bug and keeps its traceback
+        return _run_dno(args)
+    except DNOError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+def _run_dno(args) -> int:
+    from .lm.config import load_config
+
+    config = load_config(args.config)
+    if args.method:  # the method first, so that --set can still change its settings
+        from .lm.methods import method_config
+
+        config = method_config(config, args.method)
+    config = config.replace(**_parse_sets(args.set))  # checked before torch is even imported
+
     import torch
 
-    from .lm.config import ConfigError, load_config
-    from .lm.data import DNOInputError
-    from .lm.loop import CorruptRunError, run_dno
+    from .lm.loop import run_dno
     from .utils import set_cpu_threads
 
     if not torch.cuda.is_available():
         set_cpu_threads()
-    try:
-        config = load_config(args.config)
-        if args.method:  # the method first, so that --set can still change its settings
-            from .lm.methods import method_config
-
-            config = method_config(config, args.method)
-        config = config.replace(**_parse_sets(args.set))
-        summary = run_dno(config, show_progress=not args.no_progress)
-    except (ConfigError, DNOInputError, CorruptRunError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    summary = run_dno(config, show_progress=not args.no_progress)
     last = summary["per_iteration"][-1]
     print(json.dumps({"run": str(config.run_dir()), "iterations_done": summary["iterations_done"],
                       "best_iterate": summary["best_iterate"],
@@ -75,7 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="dnolab", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     dno = sub.add_parser("dno", help="run or resume a DNO run from a YAML config")
-    dno.add_argument("--config", required=True, help="YAML config, e.g. configs/toy.yaml")
+    dno.add_argument("--config", required=True,
+                     help="YAML config, e.g. configs/toy.yaml, or a shipped config's name, e.g. toy")
     dno.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                      help="override a config key, e.g. --set iterations=2 --set training.beta=0.5")
     dno.add_argument("--method", help="a peer method or ablation of dnolab.lm.methods, e.g. spin, sppo")

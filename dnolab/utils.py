@@ -114,21 +114,30 @@ def _to_jsonable(value):
     if isinstance(value, np.ndarray):
         return _to_jsonable(value.tolist())
     if isinstance(value, np.generic):
-        return value.item()
+        return _to_jsonable(value.item())
     if isinstance(value, float) and not np.isfinite(value):
         return None
     return value
 
 
-def save_metrics(metrics: dict, path: str | os.PathLike) -> Path:
-    """Write a notebook's key numbers as JSON (NumPy values converted), atomically.
+def write_json(path: str | os.PathLike, data) -> Path:
+    """Write ``data`` as JSON atomically (temporary file + rename): the package's one writer.
 
-    The checks cell of every notebook calls this, so ``make run`` leaves one file per notebook
-    in ``build/metrics/`` that READMEs and reports can quote.
+    NumPy values become plain numbers and NaN/inf become ``null``, so every file is valid JSON
+    (Python's ``json`` would otherwise write the non-standard ``NaN``).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(_to_jsonable(metrics), indent=2, sort_keys=True) + "\n")
+    tmp.write_text(json.dumps(_to_jsonable(data), indent=2, sort_keys=True, allow_nan=False) + "\n")
     os.replace(tmp, path)
     return path
+
+
+def save_metrics(metrics: dict, path: str | os.PathLike) -> Path:
+    """Write a notebook's key numbers as JSON (see :func:`write_json`).
+
+    The checks cell of every notebook calls this, so ``make run`` leaves one file per notebook
+    in ``build/metrics/`` that READMEs and reports can quote.
+    """
+    return write_json(path, metrics)

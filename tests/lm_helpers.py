@@ -57,8 +57,9 @@ def save_tiny_chat_model(path: Path, seed: int = 0, with_pad: bool = True, max_p
     return path
 
 
-def save_tiny_reward_model(path: Path, seed: int = 0) -> Path:
-    """A tiny random sequence-classification (reward) model with the same tokenizer."""
+def save_tiny_reward_model(path: Path, seed: int = 0, score_scale: float = 1.0) -> Path:
+    """A tiny random sequence-classification (reward) model with the same tokenizer;
+    ``score_scale`` multiplies the reward head, to spread its random rewards apart."""
     import torch
     from transformers import LlamaConfig, LlamaForSequenceClassification
 
@@ -67,7 +68,10 @@ def save_tiny_reward_model(path: Path, seed: int = 0) -> Path:
     cfg = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
                       num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=512,
                       num_labels=1, pad_token_id=tokenizer.pad_token_id)
-    LlamaForSequenceClassification(cfg).save_pretrained(path)
+    model = LlamaForSequenceClassification(cfg)
+    with torch.no_grad():
+        model.score.weight.mul_(score_scale)
+    model.save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
 

@@ -47,6 +47,18 @@ def test_sampling_is_the_same_whatever_the_sharding(toy_dir):
     assert sample_responses(model, tok, prompts, 3, cfg, seed=6, show_progress=False) != full
 
 
+def test_each_sample_says_whether_it_ended_or_was_cut(toy_dir):
+    """With one new token, an answer ended iff that token was end-of-sequence (which decodes to
+    nothing); a word means it was cut. The untrained policy draws both."""
+    tok, model = load_tokenizer(str(toy_dir)), load_causal_lm(str(toy_dir))
+    prompts = [f"sort {d} 1 =" for d in range(10)]
+    texts, finished = sample_responses(model, tok, prompts, 30, SamplingConfig(max_new_tokens=1), seed=0,
+                                       show_progress=False, with_finished=True)
+    flat = [(t, f) for i in texts for t, f in zip(texts[i], finished[i], strict=True)]
+    assert all(t == "" for t, f in flat if f) and all(not f for t, f in flat if t)
+    assert any(f for _, f in flat) and any(not f for _, f in flat)
+
+
 def test_chat_prompts_use_the_template(tmp_path):
     path = save_tiny_chat_model(tmp_path / "chat")
     tok = load_tokenizer(str(path))
@@ -63,11 +75,31 @@ def test_repeated_ngrams_flag_degenerate_samples():
 
 def test_prompt_file_with_chat_gold_column(tmp_path):
     prompts = load_prompt_dataset(str(write_prompt_file(tmp_path / "p.jsonl", 10)), gold_column="chosen")
-    assert len(prompts) == 10 and prompts.gold[3] == "A good answer 3."
-    parts = split_prompts(prompts, {"a": 4, "b": 5}, seed=0)
+    assert len(prompts) == 10
+    for prompt, gold in zip(prompts.prompts, prompts.gold, strict=True):  # shuffled, but still paired
+        assert gold == f"A good answer {prompt.split(':')[0].split()[1]}."
+    assert prompts.prompts != sorted(prompts.prompts, key=lambda p: int(p.split(":")[0].split()[1]))
+    fewer = load_prompt_dataset(str(tmp_path / "p.jsonl"), gold_column="chosen", limit=4)
+    assert fewer.prompts == prompts.prompts[:4]  # a larger limit only adds prompts at the end
+    parts = split_prompts(prompts, {"a": 4, "b": 5})
     assert not set(parts["a"].prompts) & set(parts["b"].prompts)
     with pytest.raises(DNOInputError, match="needs 12 distinct prompts"):
-        split_prompts(prompts, {"a": 6, "b": 6}, seed=0)
+        split_prompts(prompts, {"a": 6, "b": 6})
+
+
+def test_later_parts_do_not_move_earlier_ones_and_eval_only_prompts_stay_in_eval():
+    pool = PromptSet([f"p{i}" for i in range(20)], eval_only=[i % 4 == 0 for i in range(20)])
+    short = split_prompts(pool, {"eval": 4, "validation": 3, "iter_01": 3})
+    longer = split_prompts(pool, {"eval": 4, "validation": 3, "iter_01": 3, "iter_02": 3})
+    for name in short:  # adding an iteration changes nothing before it
+        assert short[name].prompts == longer[name].prompts
+    # p0 is eval-only (in eval); p4, p8, p12 are eval-only and skipped by the other parts
+    assert longer["eval"].prompts == ["p0", "p1", "p2", "p3"]
+    assert longer["validation"].prompts == ["p5", "p6", "p7"]
+    assert longer["iter_01"].prompts == ["p9", "p10", "p11"]
+    assert longer["iter_02"].prompts == ["p13", "p14", "p15"]
+    with pytest.raises(DNOInputError, match="usable ones"):
+        split_prompts(pool, {"eval": 4, "validation": 13})  # 16 left, of which 4 are eval-only
 
 
 # --- bad input: each names the problem and the fix ------------------------------------------------

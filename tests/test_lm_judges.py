@@ -115,8 +115,11 @@ def test_listwise_llm_judge_maps_shuffled_positions_back():
     cands = ["one", "one two three", "one two", "one two three four five"]
     (scores,) = judge.scores(["q"], [cands])
     np.testing.assert_array_equal(scores, [1, 3, 2, 5])
-    mats, _ = judge_win_matrices(judge, ["q"], [cands])
-    assert mats[0][3, 0] == 1.0 and mats[0][0, 3] == 0.0
+    verdicts = judge_win_matrices(judge, ["q"], [cands])
+    assert verdicts.matrices[0][3, 0] == 1.0 and verdicts.matrices[0][0, 3] == 0.0
+    np.testing.assert_array_equal(verdicts.raw_scores[0], [1, 3, 2, 5])  # rubric points kept as they are
+    # ... but what the pair rule sees is each candidate's win rate against the other three
+    np.testing.assert_allclose(verdicts.win_rates[0], [0, 2 / 3, 1 / 3, 1])
 
     broken = ListwiseLLMJudge(lambda chats, t: ["no scores here"] * len(chats), retries=1)
     (scores,) = broken.scores(["q"], [cands])
@@ -133,8 +136,9 @@ def test_reward_model_judge_from_a_saved_model(tmp_path):
 
 
 def test_win_matrices_from_a_pairwise_judge_are_consistent():
-    mats, scores = judge_win_matrices(ToyJudge(), ["sort 2 1 ="], [["1 2 .", "1 2 !", "2 1 ?"]])
+    mats, scores, raw = judge_win_matrices(ToyJudge(), ["sort 2 1 ="], [["1 2 .", "1 2 !", "2 1 ?"]])
     W = mats[0]
+    assert raw == [None]  # a pairwise judge has no scores of its own
     np.testing.assert_allclose(W + W.T, 1.0)
     np.testing.assert_allclose(scores[0], (W.sum(1) - 0.5) / 2)
     np.testing.assert_array_equal(win_matrix_from_scores([5, 5, 2]), [[.5, .5, 1], [.5, .5, 1], [0, 0, .5]])

@@ -22,6 +22,7 @@ from lm_helpers import (
 
 from dnolab.lm.config import ConfigError, from_dict, load_config
 from dnolab.lm.data import DNOInputError
+from dnolab.lm.errors import InvalidJudgmentsError
 from dnolab.lm.loop import CorruptRunError, run_dno
 
 SMOKE = ROOT / "configs" / "toy_smoke.yaml"
@@ -167,9 +168,10 @@ class OutOfRangeJudge:
 
 
 def test_a_judge_returning_nan_stops_the_run_with_a_named_error(tmp_path, toy_policy):
-    with pytest.raises(DNOInputError, match=r"judge returned NaN \(invalid\) for 100% .*max_invalid_share"):
+    with pytest.raises(InvalidJudgmentsError, match=r"iterate π1 \(iteration 0\) vs the teacher under judge 'train': "
+                                                    r"judge 'always-nan' could not decide 12 of 12 comparisons"):
         run_dno(tiny_config(tmp_path, toy_policy), show_progress=False, judge=NanJudge())
-    assert not (tmp_path / "tiny" / "iter_01" / "judgments").exists()  # nothing half-written
+    assert not (tmp_path / "tiny" / "iter_00" / "metrics.json").exists()  # no number was reported
 
 
 def test_a_judge_returning_values_outside_0_1_is_refused(tmp_path, toy_policy):
@@ -208,22 +210,60 @@ def hub_config(out, hub_like, judge):
         "eval": {"prompts": 8, "validation_prompts": 4, "samples_per_prompt": 1}})
 
 
-def test_hub_path_with_a_reward_model_judge(tmp_path, hub_like):
-    summary = run_dno(hub_config(tmp_path, hub_like, {"kind": "reward-model",
-                                                      "name_or_path": str(hub_like["rm"])}),
-                      show_progress=False)
-    m = summary["per_iteration"][-1]
-    assert summary["iterations_done"] == 1 and 0 <= m["win_rate_vs_teacher"]["mean"] <= 1
-    log = json.loads((tmp_path / "hub" / "iter_01" / "train_log.json").read_text())
-    assert log["pairs_trained"] > 0 and log["losses"][0] == pytest.approx(math.log(2), abs=1e-5)
+def test_reward_model_judge_with_the_shipped_hub_margins_makes_the_win_rate_rules_pairs(tmp_path, hub_like):
+    """The shipped Hub config's pair rule (band and margins in win-rate units) applied to a
+    reward-model judge: the pair rule sees each candidate's win rate against the others,
+    mean_j σ(r_i − r_j), never the reward logits r; the pairs are exactly those the rule,
+    re-derived here by hand from the saved rewards, predicts."""
+    from datasets import load_from_disk
+
+    rm = save_tiny_reward_model(tmp_path / "rm", score_scale=300.0)  # rewards a few logits apart
+    config = load_config("hub_qwen_ultrafeedback", {
+        "output_dir": str(tmp_path), "iterations": 1, "prompts_per_iteration": 12, "replay": [],
+        "model.name_or_path": str(hub_like["policy"]), "model.dtype": "float32",
+        "prompts.source": str(hub_like["prompts"]), "prompts.split": "train", "prompts.limit": None,
+        "judge.name_or_path": str(rm), "sampling.max_new_tokens": 6, "sampling.batch_size": 12,
+        "training.batch_size": 4, "training.gradient_accumulation_steps": 1,
+        "eval.prompts": 8, "eval.validation_prompts": 4})
+    rule = config.pairs
+    run_dno(config, show_progress=False)
+    run = tmp_path / config.name / "iter_01"
+    judged = load_from_disk(str(run / "judgments")).to_list()
+    expected = set()
+    for row in judged:
+        r = np.array(row["raw_scores"])
+        n = len(r)
+        wr = np.array([np.mean([1 / (1 + np.exp(-(r[i] - r[j]))) for j in range(n) if j != i]) for i in range(n)])
+        np.testing.assert_allclose(row["scores"], wr, atol=1e-6)  # win rates, not logits
+        texts, gold = row["candidates"], n - 1
+        found = []
+        for i in range(n):
+            if wr[i] < wr.max() - rule.positive_band or (i != gold and texts[i] == texts[gold]):
+                continue
+            for j in range(n):
+                need = rule.margin_teacher if i == gold else rule.margin_student
+                if j != i and wr[i] - wr[j] >= need - 1e-12 and not (j != gold and texts[j] == texts[gold]):
+                    found.append((-(wr[i] - wr[j]), i, j))
+        kept, seen = [], set()
+        for _, i, j in sorted(found):
+            if (texts[i], texts[j]) not in seen:
+                seen.add((texts[i], texts[j]))
+                kept.append((row["prompt"], texts[i], texts[j]))
+        expected |= set(kept[: rule.max_pairs_per_prompt])
+    pairs = load_from_disk(str(run / "pairs")).to_list()
+    assert pairs and expected == {(p["prompt"], p["chosen"], p["rejected"]) for p in pairs}
+    assert all(0 <= p["chosen_score"] <= 1 for p in pairs)
+    log = json.loads((run / "train_log.json").read_text())
+    assert log["pairs_trained"] == len(pairs) and log["losses"][0] == pytest.approx(math.log(2), abs=1e-5)
 
 
-def test_hub_path_with_an_unreliable_llm_judge_counts_invalid_verdicts(tmp_path, hub_like):
-    """A random tiny chat model rarely writes 'Winner: A'; the run goes on and reports it."""
-    summary = run_dno(hub_config(tmp_path, hub_like, {"kind": "llm-pairwise", "retries": 1, "max_new_tokens": 8,
-                                                      "name_or_path": str(hub_like["policy"])}),
-                      show_progress=False)
-    assert summary["per_iteration"][-1]["judge_invalid"] > 0
+def test_an_llm_judge_that_cannot_answer_stops_the_run_instead_of_reporting_nan(tmp_path, hub_like):
+    """A random tiny chat model almost never writes 'Winner: A': the evaluation of π₁ says so
+    and stops, instead of printing "win rate nan ± nan" and going on."""
+    config = hub_config(tmp_path, hub_like, {"kind": "llm-pairwise", "retries": 1, "max_new_tokens": 8,
+                                             "name_or_path": str(hub_like["policy"])}).replace(max_invalid_share=0.5)
+    with pytest.raises(InvalidJudgmentsError, match=r"iterate π1 \(iteration 0\) vs the teacher .* could not decide"):
+        run_dno(config, show_progress=False)
 
 
 def test_shipped_hub_config_names_hub_ids_only():

@@ -117,7 +117,13 @@ def test_first_training_step_loss_is_log_two(tmp_path):
     tok, model = load_tokenizer(str(policy_dir)), load_causal_lm(str(policy_dir))
     data = add_reference_logps(model, tokenize_pairs(_pairs(64), tok, chat=False), tok)
     data = data.add_column("target", [0.7] * len(data))  # soft labels: still log 2 at step 0
-    _, losses = train_on_pairs(model, tok, data, TrainingConfig(beta=0.5, batch_size=16),
-                               str(tmp_path / "out"), seed=0)
+    _, steps = train_on_pairs(model, tok, data, TrainingConfig(beta=0.5, batch_size=16),
+                              str(tmp_path / "out"), seed=0)
+    losses = [s["loss"] for s in steps]
     assert losses[0] == pytest.approx(math.log(2), abs=1e-6)
     assert len(losses) == 4 and losses[-1] != pytest.approx(math.log(2), abs=1e-6)
+    # at the first step π = π_t: every log-ratio, the margin β·Δ and the accuracy (β·Δ > 0) are 0
+    first = steps[0]
+    for key in ("margin", "accuracy", "chosen_logratio", "rejected_logratio"):
+        assert first[key] == pytest.approx(0.0, abs=1e-6), key
+    assert steps[-1]["accuracy"] > 0 and steps[-1]["margin"] != pytest.approx(0.0, abs=1e-6)

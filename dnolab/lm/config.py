@@ -1,25 +1,32 @@
-"""Configuration of a DNO run: one dataclass tree, loaded from YAML, checked key by key.
+"""Configuration of a DNO run: one tree of plain dataclasses, loaded from YAML, checked key by key.
 
-Unknown keys are an error that lists the valid ones (a typo must never be silently ignored).
-``configs/toy.yaml`` is the CPU default; ``configs/hub_qwen_ultrafeedback.yaml`` the Colab GPU one.
+Plain data only: importing this module loads neither torch nor transformers nor TRL, so a
+config can be read, checked and compared anywhere (the trainer imports the config, never the
+other way round, as TRL's ``DPOConfig`` / ``DPOTrainer`` are split). Unknown keys are an
+error that lists the valid ones, and every value is checked against its field's type, so a
+typo or a wrong type is never silently ignored.
+
+Shipped configs (``configs/*.yaml``, also reachable by name: ``load_config("toy")``):
+``toy`` is the CPU default of notebook 04, ``toy_smoke`` a small run for tests,
+``hub_qwen_ultrafeedback`` the Colab GPU one.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
-from .pairs import PairRule
-from .sampling import SamplingConfig
-from .trainer import TrainingConfig
+from .errors import ConfigError
 
-
-class ConfigError(ValueError):
-    """A config that cannot describe a run; the message names the key and the fix."""
+PAIR_TYPES = ("T>S", "S>T", "S>S")  # teacher beats student, student beats teacher, student beats student
+PAIR_MODES = ("margin", "soft", "best_worst", "spin", "gold")
+LOSSES = ("dno", "sppo", "sft")
+JUDGE_KINDS = ("toy", "reward-model", "llm-pairwise", "llm-listwise")
 
 
 @dataclass(frozen=True)
@@ -45,25 +52,129 @@ class PromptsSection:
 
 @dataclass(frozen=True)
 class JudgeSection:
-    """The general-preference judge: toy | reward-model | llm-pairwise | llm-listwise."""
+    """A general-preference judge: toy | reward-model | llm-pairwise | llm-listwise."""
 
     kind: str = "toy"
     name_or_path: str | None = None
+    label: str | None = None  # how a held-out judge is named in metrics.json
     quality_weight: float = 2.0  # toy
     cycle_weight: float = 1.0  # toy
     noise: float = 0.0  # toy
-    transitive_only: bool = False  # toy
+    transitive_only: bool = False  # toy: drop the style cycle (quality alone)
     length_weight: float = 0.0  # toy: > 0 makes a verbosity-biased judge
     max_new_tokens: int = 512  # llm judges
     retries: int = 2  # llm judges
     batch_size: int = 8
 
     def __post_init__(self):
-        kinds = {"toy", "reward-model", "llm-pairwise", "llm-listwise"}
-        if self.kind not in kinds:
-            raise ConfigError(f"judge.kind must be one of {sorted(kinds)}, got {self.kind!r}")
+        if self.kind not in JUDGE_KINDS:
+            raise ConfigError(f"judge.kind must be one of {list(JUDGE_KINDS)}, got {self.kind!r}")
         if self.kind != "toy" and not self.name_or_path:
             raise ConfigError(f"judge.kind={self.kind!r} needs judge.name_or_path (a Hub id or a folder)")
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    """Decoding settings (the paper: K = 5, temperature 0.7, top-p 0.95)."""
+
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_new_tokens: int = 12
+    batch_size: int = 256  # prompts per generate() call
+
+    def __post_init__(self):
+        if self.temperature <= 0:
+            raise ConfigError(f"sampling.temperature must be > 0, got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise ConfigError(f"sampling.top_p must be in (0, 1], got {self.top_p}")
+        if self.max_new_tokens < 1 or self.batch_size < 1:
+            raise ConfigError("sampling.max_new_tokens and sampling.batch_size must be >= 1")
+
+
+@dataclass(frozen=True)
+class PairRule:
+    """Which (positive, negative) pairs to keep; scores are win rates in [0, 1].
+
+    ``mode="margin"`` (DNO-Prct, Algorithm 2 line 6): the positive must reach the top band —
+    ``positive_min`` (absolute; the paper's rubric rule "scores 5 or 6" becomes a win rate)
+    and/or within ``positive_band`` of the prompt's best win rate — and each negative must be
+    at least ``margin_teacher`` lower when the positive is the gold answer (paper: 2 rubric
+    points) or ``margin_student`` lower when it is a student sample (paper: 1 point). Pairs of
+    a type outside ``allowed_types`` and repeated text pairs are dropped first, then at most
+    ``max_pairs_per_prompt`` pairs are kept, largest margins first.
+
+    ``mode="soft"`` (Algorithm 1, eq. 8): every pair of candidates, with soft label
+    σ(c·(r(y₁) − r(y₂))); c = ``soft_label_scale`` (1 is eq. 8 literally).
+    ``mode="best_worst"`` (the iterative-DPO recipe, SPPO's pair): best vs worst candidate.
+    ``mode="spin"`` (SPIN as the DNO paper re-implements it): the gold answer beats every
+    student sample, whatever the judge says. ``mode="gold"``: the gold answer alone (SFT).
+    ``allowed_types`` keeps only some pair types (DNO-Restrictive: ``("T>S",)``).
+
+    ``deduplicate``: when samples repeat (a confident policy often draws the same answer K
+    times), the same text pair would enter the data several times and weigh that prompt
+    several-fold; with it on, each distinct (chosen, rejected) text pair counts once, the gold
+    answer taking precedence over an identical student sample. The paper does not say.
+    """
+
+    mode: str = "margin"
+    positive_min: float | None = None
+    positive_band: float | None = 0.05
+    margin_teacher: float = 0.2
+    margin_student: float = 0.1
+    max_pairs_per_prompt: int = 6
+    soft_label_scale: float = 1.0
+    allowed_types: tuple[str, ...] = PAIR_TYPES
+    deduplicate: bool = True
+
+    def __post_init__(self):
+        if self.mode not in PAIR_MODES:
+            raise ConfigError(f"pairs.mode must be one of {list(PAIR_MODES)}, got {self.mode!r}")
+        if self.max_pairs_per_prompt < 1:
+            raise ConfigError("pairs.max_pairs_per_prompt must be >= 1")
+        if self.margin_teacher < 0 or self.margin_student < 0:
+            raise ConfigError("pairs margins must be >= 0")
+        for name in ("positive_min", "positive_band", "margin_teacher", "margin_student"):
+            value = getattr(self, name)
+            if value is not None and value > 1:
+                raise ConfigError(f"pairs.{name}={value}: scores are win rates in [0, 1], so margins and "
+                                  "bands above 1 keep nothing (a judge's raw scores are never compared)")
+        unknown = set(self.allowed_types) - set(PAIR_TYPES)
+        if unknown:
+            raise ConfigError(f"unknown pair types {sorted(unknown)} in pairs.allowed_types; use {list(PAIR_TYPES)}")
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """Optimiser settings of the contrastive step (the paper: ≤ 1 epoch, effective batch 64)."""
+
+    beta: float = 1.0
+    learning_rate: float = 3e-4
+    batch_size: int = 32  # effective (global) batch: per-device × processes × accumulation
+    gradient_accumulation_steps: int = 1
+    epochs: float = 1.0
+    max_grad_norm: float = 1.0
+    lr_scheduler: str = "constant"
+    warmup_ratio: float = 0.0
+    weight_decay: float = 0.0
+    bf16: str | bool = "auto"  # auto: bf16 where the GPU supports it
+    reference_batch_size: int = 256
+    # dno: BCE(β·Δ, target) (eq. 8 / eq. 13); sppo: SPPO's squared loss toward the win
+    # rates of chosen and rejected (Wu et al. 2024), η = 1/β; sft: NLL of the chosen answer.
+    loss: str = "dno"
+
+    def __post_init__(self):
+        if self.loss not in LOSSES:
+            raise ConfigError(f"training.loss must be one of {list(LOSSES)}, got {self.loss!r}")
+        if not self.beta > 0:
+            raise ConfigError(f"training.beta must be > 0 (it is DNO's η), got {self.beta}")
+        if not self.learning_rate > 0:
+            raise ConfigError(f"training.learning_rate must be > 0, got {self.learning_rate}")
+        if self.batch_size < 1 or self.gradient_accumulation_steps < 1:
+            raise ConfigError("training.batch_size and gradient_accumulation_steps must be >= 1")
+        if not self.epochs > 0:
+            raise ConfigError(f"training.epochs must be > 0, got {self.epochs}")
+        if self.bf16 not in (True, False, "auto"):
+            raise ConfigError(f"training.bf16 must be true, false or 'auto', got {self.bf16!r}")
 
 
 @dataclass(frozen=True)
@@ -79,11 +190,21 @@ class ToySection:
 
 @dataclass(frozen=True)
 class EvalSection:
-    """Held-out prompts: ``prompts`` for reported win rates, ``validation_prompts`` to pick the best iterate."""
+    """Held-out prompts: ``prompts`` for reported win rates, ``validation_prompts`` to pick the
+    best iterate. ``heldout_judges`` report every win rate a second time under judges the run
+    never trained on (e.g. the toy judge's quality part alone)."""
 
     prompts: int = 1000
     validation_prompts: int = 200
     samples_per_prompt: int = 2
+    heldout_judges: tuple[JudgeSection, ...] = ()
+
+    def __post_init__(self):
+        if self.prompts < 1 or self.validation_prompts < 1 or self.samples_per_prompt < 1:
+            raise ConfigError("eval.prompts, eval.validation_prompts and eval.samples_per_prompt must be >= 1")
+        labels = [j.label or j.kind for j in self.heldout_judges]
+        if len(set(labels)) != len(labels):
+            raise ConfigError(f"eval.heldout_judges need distinct labels, got {labels}")
 
 
 @dataclass(frozen=True)
@@ -93,7 +214,7 @@ class DNOConfig:
     name: str = "toy"
     seed: int = 0
     output_dir: str = "runs"
-    iterations: int = 4
+    iterations: int = 3
     prompts_per_iteration: int = 1000
     samples_per_prompt: int = 4  # K
     use_gold: bool = True  # add the teacher's answer to the candidates (Algorithm 2, line 3)
@@ -156,13 +277,27 @@ class DNOConfig:
         return _plain(dataclasses.asdict(self))
 
     def replace(self, **changes) -> DNOConfig:
-        """A copy with top-level fields or dotted section fields replaced, e.g. ``{"training.beta": 0.5}``."""
+        """A copy with top-level or dotted section fields replaced, e.g. ``{"training.beta": 0.5}``.
+
+        Every key and value is checked as in a YAML file: an unknown section or field is named
+        with the valid ones, a value of the wrong type with its key.
+        """
         data = self.to_dict()
         for key, value in changes.items():
             parts = key.replace("__", ".").split(".")
-            node = data
+            node, cls, where = data, DNOConfig, ""
             for part in parts[:-1]:
-                node = node[part]
+                hint = _field_hints(cls).get(part)
+                if hint is None or not dataclasses.is_dataclass(hint):
+                    sections = sorted(n for n, h in _field_hints(cls).items() if dataclasses.is_dataclass(h))
+                    raise ConfigError(f"unknown config section {where + part!r} in {key!r}; "
+                                      f"valid sections{' in ' + where.rstrip('.') if where else ''}: "
+                                      f"{', '.join(sections)}")
+                node, cls, where = node[part], hint, f"{where}{part}."
+            if parts[-1] not in _field_hints(cls):
+                raise ConfigError(f"unknown config key {key!r}; valid keys"
+                                  f"{' in ' + where.rstrip('.') if where else ''}: "
+                                  f"{', '.join(sorted(_field_hints(cls)))}")
             node[parts[-1]] = value
         return from_dict(data)
 
@@ -175,31 +310,73 @@ def _plain(value):
     return value
 
 
+def _field_hints(cls) -> dict:
+    names = {f.name for f in dataclasses.fields(cls)}
+    return {k: v for k, v in typing.get_type_hints(cls).items() if k in names}
+
+
+_TYPE_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+
+
+def _describe(hint) -> str:
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return " or ".join("null" if a is type(None) else _describe(a) for a in args)
+    if typing.get_origin(hint) is tuple:
+        return f"a list of {_describe(args[0])}s".replace("a list of a ", "a list of ").replace("an ", "")
+    return _TYPE_NAMES.get(hint, getattr(hint, "__name__", str(hint)))
+
+
+def _coerce(hint, value, key: str):
+    """``value`` checked against the field type ``hint`` (and converted: int → float, list → tuple)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        for option in (a for a in args if a is not type(None)):
+            try:
+                return _coerce(option, value, key)
+            except ConfigError:
+                continue
+    elif origin is tuple:
+        if isinstance(value, (list, tuple)):
+            return tuple(_coerce(args[0], v, f"{key}[{i}]") for i, v in enumerate(value))
+    elif dataclasses.is_dataclass(hint):
+        return _build(hint, {} if value is None else value, f"{key}.")
+    elif hint is bool:
+        if isinstance(value, bool):
+            return value
+    elif hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads 5e-7 (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+    elif hint is str:
+        if isinstance(value, str):
+            return value
+    else:
+        return value
+    raise ConfigError(f"{key} must be {_describe(hint)}, got {value!r} ({type(value).__name__})")
+
+
 def _build(cls, data, where: str):
     if not isinstance(data, dict):
-        raise ConfigError(f"{where or 'the config'} must be a mapping, got {type(data).__name__}")
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
+        raise ConfigError(f"{where.rstrip('.') or 'the config'} must be a mapping of keys to values, "
+                          f"got {type(data).__name__}")
+    hints = _field_hints(cls)
+    unknown = sorted(set(data) - set(hints))
     if unknown:
         raise ConfigError(
-            f"unknown config key{'s' if len(unknown) > 1 else ''} {', '.join(repr(where + k) for k in unknown)}; "
-            f"valid keys{' in ' + where.rstrip('.') if where else ''}: {', '.join(sorted(names))}")
-    kwargs = {}
-    for name, value in data.items():
-        hint = hints[name]
-        if dataclasses.is_dataclass(hint):
-            kwargs[name] = _build(hint, value or {}, f"{where}{name}.")
-        elif typing.get_origin(hint) is tuple and isinstance(value, list):
-            kwargs[name] = tuple(value)
-        else:
-            kwargs[name] = value
-    try:
-        return cls(**kwargs)
-    except ConfigError:
-        raise
-    except (TypeError, ValueError) as err:
-        raise ConfigError(f"invalid value in {where.rstrip('.') or 'the config'}: {err}") from None
+            f"unknown config key{'s' if len(unknown) > 1 else ''} {', '.join(repr(where + str(k)) for k in unknown)}; "
+            f"valid keys{' in ' + where.rstrip('.') if where else ''}: {', '.join(sorted(hints))}")
+    kwargs = {name: _coerce(hints[name], value, where + name) for name, value in data.items()}
+    return cls(**kwargs)
 
 
 def from_dict(data: dict) -> DNOConfig:
@@ -207,9 +384,24 @@ def from_dict(data: dict) -> DNOConfig:
     return _build(DNOConfig, data or {}, "")
 
 
-def load_config(path: str | Path, overrides: dict | None = None) -> DNOConfig:
-    """Read a YAML config; ``overrides`` are dotted keys, e.g. ``{"iterations": 2}``."""
-    path = Path(path)
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"  # the shipped YAML files
+
+
+def config_path(name_or_path: str | Path) -> Path:
+    """A YAML path as given, or the shipped config of that name (``"toy"`` → ``configs/toy.yaml``)."""
+    path = Path(name_or_path)
+    if path.suffix in {".yaml", ".yml"} or path.exists():
+        return path
+    shipped = CONFIG_DIR / f"{name_or_path}.yaml"
+    if shipped.is_file():
+        return shipped
+    names = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+    raise ConfigError(f"no config file {name_or_path!r} and no shipped config of that name; shipped: {names}")
+
+
+def load_config(name_or_path: str | Path, overrides: dict | None = None) -> DNOConfig:
+    """Read a YAML config (a path, or a shipped config's name); ``overrides`` are dotted keys."""
+    path = config_path(name_or_path)
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist")
     try:

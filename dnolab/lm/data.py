@@ -8,43 +8,26 @@ folder or a Hub id, a prompt table with an optional gold column, and one encodin
 from __future__ import annotations
 
 import os
-import shutil
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
+from .errors import DNOInputError
 
 
-class DNOInputError(ValueError):
-    """Bad input to a DNO run; the message names the problem and how to fix it."""
+def _quiet_progress_bars() -> None:
+    """datasets and transformers draw a bar per map, filter, save and weight load; the loop
+    draws one per stage instead."""
+    import datasets
+    from transformers.utils import logging as hf_logging
+
+    datasets.disable_progress_bars()
+    hf_logging.disable_progress_bar()
 
 
-@contextmanager
-def atomic_dir(path: Path, enabled: bool = True):
-    """Yield a temporary folder that replaces ``path`` only if the block finishes."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    if enabled:
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-    try:
-        yield tmp
-    except BaseException:
-        if enabled:
-            shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if enabled:
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
+_quiet_progress_bars()
 
-
-def save_pretrained_atomic(model, tokenizer, dest: Path) -> Path:
-    """``save_pretrained`` of a model and its tokenizer into ``dest``, all or nothing."""
-    with atomic_dir(Path(dest)) as tmp:
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-    return Path(dest)
+__all__ = ["DNOInputError", "PromptSet", "check_prompt_lengths", "completion_text", "encode_prompt",
+           "load_causal_lm", "load_prompt_dataset", "load_tokenizer", "split_prompts"]
 
 
 def _hub_offline() -> bool:
@@ -100,10 +83,12 @@ def _load_error(what: str, name_or_path: str, err: Exception) -> DNOInputError:
 
 @dataclass
 class PromptSet:
-    """Prompts with optional gold (teacher) answers."""
+    """Prompts with optional gold (teacher) answers; ``eval_only`` marks prompts that may only
+    be used for evaluation (e.g. constraint kinds held out of training)."""
 
     prompts: list[str]
     gold: list[str] | None = None
+    eval_only: list[bool] | None = None
 
     def __post_init__(self):
         if not self.prompts:
@@ -113,6 +98,8 @@ class PromptSet:
             raise DNOInputError(f"prompts must be non-empty strings; prompt #{bad[0]} is {self.prompts[bad[0]]!r}")
         if self.gold is not None and len(self.gold) != len(self.prompts):
             raise DNOInputError(f"got {len(self.gold)} gold answers for {len(self.prompts)} prompts")
+        if self.eval_only is not None and len(self.eval_only) != len(self.prompts):
+            raise DNOInputError(f"got {len(self.eval_only)} eval_only flags for {len(self.prompts)} prompts")
 
     def __len__(self) -> int:
         return len(self.prompts)
@@ -120,7 +107,8 @@ class PromptSet:
     def subset(self, index) -> PromptSet:
         index = list(index)
         return PromptSet([self.prompts[i] for i in index],
-                         None if self.gold is None else [self.gold[i] for i in index])
+                         None if self.gold is None else [self.gold[i] for i in index],
+                         None if self.eval_only is None else [self.eval_only[i] for i in index])
 
 
 def _message_text(value) -> str:
@@ -138,7 +126,8 @@ def load_prompt_dataset(source: str, split: str = "train", prompt_column: str = 
     """Prompts (and gold answers) from a Hub dataset id, a ``save_to_disk`` folder or a JSON(L) file.
 
     Chat-formatted columns (lists of messages, as in UltraFeedback's ``chosen``) contribute
-    their last message. ``limit`` keeps a seeded random subset.
+    their last message. Rows come in a seeded random order, and ``limit`` keeps the first
+    ``limit`` of them, so a larger limit only adds prompts at the end.
     """
     import datasets
 
@@ -164,27 +153,43 @@ def load_prompt_dataset(source: str, split: str = "train", prompt_column: str = 
             f"the prompt dataset {source!r} has no column {missing[0]!r}; its columns are {ds.column_names}. "
             "Set prompt_column / gold_column in the prompts section of the config"
         )
+    ds = ds.shuffle(seed=seed)
     if limit is not None and limit < len(ds):
-        ds = ds.shuffle(seed=seed).select(range(limit))
+        ds = ds.select(range(limit))
     prompts = [_message_text(v) for v in ds[prompt_column]]
     gold = [_message_text(v) for v in ds[gold_column]] if gold_column else None
     return PromptSet(prompts, gold)
 
 
-def split_prompts(prompts: PromptSet, sizes: dict[str, int], seed: int) -> dict[str, PromptSet]:
-    """Disjoint, seeded partitions of a prompt set (e.g. iter_01, iter_02, ..., validation, eval)."""
-    total = sum(sizes.values())
-    if total > len(prompts):
-        raise DNOInputError(
-            f"the run needs {total} distinct prompts ({sizes}) but the prompt set has {len(prompts)}; "
-            "lower prompts_per_iteration / eval sizes or give more prompts"
-        )
-    order = np.random.default_rng(seed).permutation(len(prompts))
-    out, start = {}, 0
+def split_prompts(prompts: PromptSet, sizes: dict[str, int]) -> dict[str, PromptSet]:
+    """Disjoint partitions of a prompt set, carved in the order of ``sizes`` from its start.
+
+    The pool is already in a seeded random order, so taking consecutive blocks is a random
+    split; and since evaluation and validation come first, their prompts do not depend on how
+    many iterations follow (a finished run can be extended without reshuffling them). Prompts
+    marked ``eval_only`` go only to the part named ``eval``; other parts skip them.
+    """
+    eval_only = prompts.eval_only or [False] * len(prompts)
+    out, cursor = {}, 0
     for name, size in sizes.items():
-        out[name] = prompts.subset(order[start:start + size].tolist())
-        start += size
+        take = []
+        while len(take) < size and cursor < len(prompts):
+            if name == "eval" or not eval_only[cursor]:
+                take.append(cursor)
+            cursor += 1
+        if len(take) < size:
+            raise DNOInputError(
+                f"the run needs {sum(sizes.values())} distinct prompts ({sizes}) but the prompt set has "
+                f"{len(prompts)}{' usable ones' if any(eval_only) else ''}; lower prompts_per_iteration / "
+                "eval sizes or give more prompts")
+        out[name] = prompts.subset(take)
     return out
+
+
+def completion_text(text: str, chat: bool) -> str:
+    """A response as TRL expects a raw-text completion: with a leading space (none for chat)."""
+    text = text.strip()
+    return text if chat else " " + text
 
 
 def encode_prompt(tokenizer, prompt: str, chat: bool) -> list[int]:

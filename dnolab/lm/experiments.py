@@ -17,7 +17,8 @@ from scipy import stats
 from tqdm.auto import tqdm
 
 from .config import DNOConfig, from_dict
-from .loop import read_metrics
+from .errors import ConfigError
+from .rundir import RunDir
 
 
 def _init_worker() -> None:
@@ -67,7 +68,7 @@ def run_configs(configs: list[DNOConfig], workers: int = 2, desc: str = "runs") 
     """Run every config (resuming finished ones) and return their summaries, in order."""
     names = [c.run_dir() for c in configs]
     if len(set(names)) != len(names):
-        raise ValueError("two configs share a run folder; give each a distinct name")
+        raise ConfigError("two configs share a run folder; give each a distinct name")
     with _pool(workers) as pool:
         _drain([pool.submit(_run_config, c.to_dict()) for c in configs], desc)
     return [summary(c.run_dir()) for c in configs]
@@ -75,15 +76,12 @@ def run_configs(configs: list[DNOConfig], workers: int = 2, desc: str = "runs") 
 
 def summary(run_dir: str | Path) -> dict:
     """The per-iteration metrics of a finished run."""
-    import json
-
-    return json.loads((Path(run_dir) / "summary.json").read_text())
+    return RunDir(run_dir).read_summary()
 
 
 def final_metrics(run_dir: str | Path) -> dict:
     """metrics.json of the last finished iteration."""
-    s = summary(run_dir)
-    return read_metrics(Path(run_dir), s["iterations_done"])
+    return RunDir(run_dir).read_metrics(summary(run_dir)["iterations_done"])
 
 
 def seed_interval(values) -> dict:

@@ -23,10 +23,11 @@ import re
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
-from .data import DNOInputError
+from .errors import DNOInputError
 
 
 def check_preferences(p, judge_name: str) -> np.ndarray:
@@ -42,8 +43,25 @@ def check_preferences(p, judge_name: str) -> np.ndarray:
     return p
 
 
+def judge_name(judge) -> str:
+    return getattr(judge, "name", type(judge).__name__)
+
+
 def is_listwise(judge) -> bool:
     return callable(getattr(judge, "scores", None))
+
+
+def preferences(judge, prompts, first, second, first_finished=None, second_finished=None) -> np.ndarray:
+    """P(first ≻ second | prompt) per triple, checked. A judge that declares ``sees_finished``
+    also gets whether each answer ended (EOS) or was cut at ``max_new_tokens``."""
+    if getattr(judge, "sees_finished", False):
+        n = len(prompts)
+        p = judge.preference(list(prompts), list(first), list(second),
+                             first_finished=[True] * n if first_finished is None else list(first_finished),
+                             second_finished=[True] * n if second_finished is None else list(second_finished))
+    else:
+        p = judge.preference(list(prompts), list(first), list(second))
+    return check_preferences(p, judge_name(judge))
 
 
 def win_matrix_from_scores(scores: np.ndarray, kind: str = "hard") -> np.ndarray:
@@ -57,38 +75,72 @@ def win_matrix_from_scores(scores: np.ndarray, kind: str = "hard") -> np.ndarray
     return W
 
 
-def judge_win_matrices(judge, prompts: Sequence[str], candidates: Sequence[Sequence[str]]):
-    """For each prompt, the matrix W[i, j] = P(candidate i ≻ candidate j) and per-candidate scores.
+def win_rates(W: np.ndarray) -> np.ndarray:
+    """Each candidate's mean preference against the *other* candidates, NaN-aware: the estimate
+    r̂(y) of r_t(x, y) = E_{y'~π_t} P(y ≻ y' | x) (Algorithm 2, line 5); NaN if none is valid."""
+    off = np.array(W, dtype=float)
+    np.fill_diagonal(off, np.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a row of NaN (all invalid) stays NaN
+        return np.nanmean(off, axis=1)
 
-    Returns ``(matrices, scores)``; scores are the judge's own (listwise) or each candidate's
-    mean win rate against the others (pairwise), NaN-aware.
+
+class Judgments(NamedTuple):
+    """What a judge said about each prompt's candidates."""
+
+    matrices: list[np.ndarray]  # W[i, j] = P(candidate i ≻ candidate j), NaN where invalid
+    win_rates: list[np.ndarray]  # per candidate, in [0, 1]: what the pair rule and SPPO use
+    raw_scores: list[np.ndarray | None]  # a listwise judge's own scores (rubric points, logits)
+
+
+def judge_win_matrices(judge, prompts: Sequence[str], candidates: Sequence[Sequence[str]],
+                       finished: Sequence[Sequence[bool]] | None = None) -> Judgments:
+    """For each prompt, the win matrix of its candidates, their win rates and raw scores.
+
+    A listwise judge scores all candidates of a prompt at once; its scores become a matrix
+    (``score_kind``: ``hard`` comparisons or ``bt`` sigmoids) and then win rates, so that
+    rubric points or reward logits never reach a rule written in win-rate units. A pairwise
+    judge is asked about every pair once; P(j ≻ i) = 1 − P(i ≻ j).
     """
-    name = getattr(judge, "name", type(judge).__name__)
     if is_listwise(judge):
-        raw = judge.scores(list(prompts), [list(c) for c in candidates])
-        kind = getattr(judge, "score_kind", "hard")
-        mats = [win_matrix_from_scores(s, kind) for s in raw]
-        return mats, [np.asarray(s, dtype=float) for s in raw]
-    rows_p, rows_a, rows_b, where = [], [], [], []
+        raw = [np.asarray(s, dtype=float) for s in judge.scores(list(prompts), [list(c) for c in candidates])]
+        mats = [win_matrix_from_scores(s, getattr(judge, "score_kind", "hard")) for s in raw]
+        return Judgments(mats, [win_rates(W) for W in mats], raw)
+    rows_p, rows_a, rows_b, fin_a, fin_b, where = [], [], [], [], [], []
     for k, (prompt, cands) in enumerate(zip(prompts, candidates, strict=True)):
+        done = [True] * len(cands) if finished is None else list(finished[k])
         for i in range(len(cands)):
             for j in range(i + 1, len(cands)):
                 rows_p.append(prompt)
                 rows_a.append(cands[i])
                 rows_b.append(cands[j])
+                fin_a.append(done[i])
+                fin_b.append(done[j])
                 where.append((k, i, j))
-    p = check_preferences(judge.preference(rows_p, rows_a, rows_b), name) if rows_p else np.zeros(0)
+    p = preferences(judge, rows_p, rows_a, rows_b, fin_a, fin_b) if rows_p else np.zeros(0)
     mats = [np.full((len(c), len(c)), 0.5) for c in candidates]
     for (k, i, j), value in zip(where, p, strict=True):
         mats[k][i, j], mats[k][j, i] = value, 1.0 - value
-    scores = []
-    for W in mats:
-        off = W.copy()
-        np.fill_diagonal(off, np.nan)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # a row of NaN (all invalid) stays NaN
-            scores.append(np.nanmean(off, axis=1))
-    return mats, scores
+    return Judgments(mats, [win_rates(W) for W in mats], [None] * len(mats))
+
+
+def judge_sharded(judge, rows: list[dict], candidates, finished, state) -> tuple[list, list, list]:
+    """:func:`judge_win_matrices` with prompts shared among processes and gathered on all;
+    judges see the bare text of each candidate."""
+    from .distributed import gather_dict, my_share
+
+    mine = my_share(len(rows), state)
+    texts = [[c.strip() for c in candidates[i]] for i in mine]
+    verdicts = judge_win_matrices(judge, [rows[i]["prompt"] for i in mine], texts, [finished[i] for i in mine])
+    merged = gather_dict(dict(zip(mine, zip(*verdicts, strict=True), strict=True)), state)
+    return tuple([merged[i][k] for i in range(len(rows))] for k in range(3))
+
+
+def invalid_share(matrices) -> float:
+    """Share of off-diagonal comparisons the judge could not decide (NaN)."""
+    total = sum(m.size - len(m) for m in matrices)
+    bad = sum(int(np.isnan(m).sum()) for m in matrices)
+    return bad / max(total, 1)
 
 
 # --- reward model (Bradley–Terry) judge --------------------------------------------------------

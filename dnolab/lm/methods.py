@@ -20,6 +20,7 @@ method, not from the plumbing. ``method_config(base, name)`` applies a method to
 from __future__ import annotations
 
 from .config import DNOConfig
+from .errors import ConfigError
 
 METHODS: dict[str, dict] = {
     "dno_prct": {},
@@ -48,5 +49,5 @@ def method_config(base: DNOConfig, name: str, **overrides) -> DNOConfig:
     """``base`` with method (or ablation) ``name`` applied; the run is named after it."""
     table = {**METHODS, **ABLATIONS}
     if name not in table:
-        raise ValueError(f"unknown method {name!r}; choose one of {sorted(table)}")
+        raise ConfigError(f"unknown method {name!r}; choose one of {sorted(table)}")
     return base.replace(**{"name": f"{base.name}_{name}", **table[name], **overrides})

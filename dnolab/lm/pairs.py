@@ -1,69 +1,35 @@
 """From judged candidates to training pairs: DNO-Prct's large-margin rule, Algorithm 1's soft
-labels, pair types and replay of earlier iterations' pairs.
+labels, pair types, and replay of earlier iterations' pairs.
 
 Candidates of a prompt are the K student samples plus (optionally) the gold answer, which is
-always the last candidate. Each candidate has a score: the judge's own (listwise rubric
-points) or its mean win rate against the other candidates, the estimate of
-r_t(x, y) = E_{y'~π_t} P(y ≻ y' | x) in Algorithm 2, line 5.
+always the last candidate. Each candidate's score is its **win rate** against the other
+candidates, r̂(y) = mean_{y' ≠ y} P(y ≻ y' | x), the estimate of
+r_t(x, y) = E_{y'~π_t} P(y ≻ y' | x) in Algorithm 2, line 5 — always in [0, 1], whatever the
+judge's own scale (see dnolab.lm.judges.judge_win_matrices), so bands and margins mean the
+same thing for every judge.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
-TEACHER_WINS, STUDENT_BEATS_TEACHER, STUDENT_BEATS_STUDENT = "T>S", "S>T", "S>S"
-PAIR_TYPES = (TEACHER_WINS, STUDENT_BEATS_TEACHER, STUDENT_BEATS_STUDENT)
+from .config import PAIR_MODES, PAIR_TYPES, PairRule
 
+TEACHER_WINS, STUDENT_BEATS_TEACHER, STUDENT_BEATS_STUDENT = PAIR_TYPES
 
-PAIR_MODES = ("margin", "soft", "best_worst", "spin", "gold")
-
-
-@dataclass(frozen=True)
-class PairRule:
-    """Which (positive, negative) pairs to keep.
-
-    ``mode="margin"`` (DNO-Prct, Algorithm 2 line 6): the positive must reach the top band —
-    ``positive_min`` (absolute, the paper: rubric score ≥ 5) and/or within ``positive_band`` of
-    the prompt's best score (the win-rate analogue) — and each negative must score at least
-    ``margin_teacher`` lower when the positive is the gold answer (paper: 2 points) or
-    ``margin_student`` lower when it is a student sample (paper: 1 point). At most
-    ``max_pairs_per_prompt`` pairs, largest margins first.
-
-    ``mode="soft"`` (Algorithm 1, eq. 8): every pair of candidates, with soft label
-    σ(c·(r(y₁) − r(y₂))); c = ``soft_label_scale`` (1 is eq. 8 literally).
-    ``mode="best_worst"`` (the iterative-DPO recipe, SPPO's pair): best vs worst candidate.
-    ``mode="spin"`` (SPIN, Chen et al. 2024): the gold answer beats every student sample,
-    whatever the judge says. ``mode="gold"``: the gold answer alone (continued SFT).
-    ``allowed_types`` keeps only some pair types (DNO-Restrictive: ``("T>S",)``).
-
-    ``deduplicate``: when samples repeat (a confident policy often draws the same answer K
-    times), the same text pair would enter the data several times and weigh that prompt
-    several-fold; with it on, each distinct (chosen, rejected) text pair counts once, the gold
-    answer taking precedence over an identical student sample. The paper does not say.
-    """
-
-    mode: str = "margin"
-    positive_min: float | None = None
-    positive_band: float | None = 0.05
-    margin_teacher: float = 0.2
-    margin_student: float = 0.1
-    max_pairs_per_prompt: int = 6
-    soft_label_scale: float = 1.0
-    allowed_types: tuple[str, ...] = PAIR_TYPES
-    deduplicate: bool = True  # one pair per distinct (chosen text, rejected text)
-
-    def __post_init__(self):
-        if self.mode not in PAIR_MODES:
-            raise ValueError(f"pairs.mode must be one of {PAIR_MODES}, got {self.mode!r}")
-        if self.max_pairs_per_prompt < 1:
-            raise ValueError("pairs.max_pairs_per_prompt must be >= 1")
-        if self.margin_teacher < 0 or self.margin_student < 0:
-            raise ValueError("pairs margins must be >= 0")
-        unknown = set(self.allowed_types) - set(PAIR_TYPES)
-        if unknown:
-            raise ValueError(f"unknown pair types {sorted(unknown)}; use {PAIR_TYPES}")
+__all__ = [
+    "EMPTY_PAIR",
+    "PAIR_MODES",
+    "PAIR_TYPES",
+    "PairRule",
+    "count_types",
+    "pair_rows",
+    "pair_type",
+    "replay_counts",
+    "replay_indices",
+    "select_pairs",
+    "with_replay",
+]
 
 
 def pair_type(pos_is_gold: bool, neg_is_gold: bool) -> str:
@@ -73,7 +39,8 @@ def pair_type(pos_is_gold: bool, neg_is_gold: bool) -> str:
 
 
 def select_pairs(scores, has_gold: bool, rule: PairRule, degenerate=None, texts=None) -> list[dict]:
-    """Pairs of one prompt as dicts (chosen/rejected candidate indices, scores, soft label, type).
+    """Pairs of one prompt as dicts (chosen/rejected candidate indices, win rates, soft label,
+    margin, type, and whether the negative is an automatic negative).
 
     ``degenerate[i]`` marks automatic negatives (repeated n-grams): never chosen, and always
     far enough below any positive. NaN scores (invalid judgments) are left out. ``texts``
@@ -84,52 +51,48 @@ def select_pairs(scores, has_gold: bool, rule: PairRule, degenerate=None, texts=
     gold = n - 1 if has_gold else None
     bad = np.zeros(n, bool) if degenerate is None else np.asarray(degenerate, bool)
     valid = ~np.isnan(s)
-    pairs = []
-    seen: set[tuple[str, str]] = set()
     if texts is not None and rule.deduplicate and gold is not None:
         # an identical student sample defers to the gold answer
         valid &= ~np.array([i != gold and texts[i] == texts[gold] for i in range(n)])
 
-    def add(i, j, label, margin):
-        if texts is not None and rule.deduplicate:
-            key = (texts[i], texts[j])
-            if key in seen:
-                return
+    def pair(i, j, label):
+        margin = abs(s[i] - s[j]) if rule.mode == "soft" else s[i] - s[j]
+        margin = margin if valid[i] and valid[j] else 0.0
+        return {"chosen": int(i), "rejected": int(j), "chosen_score": float(s[i]),
+                "rejected_score": float(s[j]), "label": float(label), "margin": float(margin),
+                "auto_negative": bool(bad[j]), "type": pair_type(i == gold, j == gold)}
+
+    def keep(candidates: list[dict], cap: int | None = None) -> list[dict]:
+        """Allowed types and distinct text pairs first, then the cap (largest margins first)."""
+        out, seen = [], set()
+        for p in candidates:
+            key = (texts[p["chosen"]], texts[p["rejected"]]) if texts is not None and rule.deduplicate else None
+            if p["type"] not in rule.allowed_types or (key is not None and key in seen):
+                continue
             seen.add(key)
-        kind = pair_type(i == gold, j == gold)
-        if kind in rule.allowed_types:
-            pairs.append({"chosen": int(i), "rejected": int(j), "chosen_score": float(s[i]),
-                          "rejected_score": float(s[j]) if not np.isnan(s[j]) else float("nan"),
-                          "label": float(label), "margin": float(margin), "type": kind})
+            out.append(p)
+        return out[:cap]
 
     if rule.mode in {"spin", "gold"}:
         if gold is None:
             raise ValueError(f"pairs.mode {rule.mode!r} needs the gold answer among the candidates")
         if rule.mode == "gold":
-            add(gold, gold, 1.0, 0.0)
-        else:
-            for j in range(n - 1):
-                if texts is None or texts[j] != texts[gold]:
-                    add(gold, j, 1.0, float(s[gold] - s[j]) if valid[gold] and valid[j] else 0.0)
-        return pairs
+            return keep([pair(gold, gold, 1.0)])
+        return keep([pair(gold, j, 1.0) for j in range(n - 1) if texts is None or texts[j] != texts[gold]])
 
     if rule.mode == "soft":
-        for i in range(n):
-            for j in range(i + 1, n):
-                if valid[i] and valid[j] and not (bad[i] or bad[j]):
-                    add(i, j, 1.0 / (1.0 + np.exp(-rule.soft_label_scale * (s[i] - s[j]))), abs(s[i] - s[j]))
-        return pairs
+        return keep([pair(i, j, 1.0 / (1.0 + np.exp(-rule.soft_label_scale * (s[i] - s[j]))))
+                     for i in range(n) for j in range(i + 1, n)
+                     if valid[i] and valid[j] and not (bad[i] or bad[j])])
 
     ok = valid & ~bad
     if not ok.any():
-        return pairs
+        return []
     if rule.mode == "best_worst":  # iterative-DPO recipe: best vs worst candidate
         order = np.flatnonzero(ok)
         i = order[np.argmax(s[order])]
         j = order[np.argmin(s[order])] if not bad.any() else np.flatnonzero(bad)[0]
-        if i != j and (bad[j] or s[i] > s[j]):
-            add(i, j, 1.0, (s[i] - s[j]) if not bad[j] else np.inf)
-        return pairs
+        return keep([pair(i, j, 1.0)]) if i != j and (bad[j] or s[i] > s[j]) else []
 
     best = s[ok].max()
     candidates = []
@@ -140,16 +103,12 @@ def select_pairs(scores, has_gold: bool, rule: PairRule, degenerate=None, texts=
             continue
         need = rule.margin_teacher if i == gold else rule.margin_student
         for j in range(n):
-            if j == i:
-                continue
-            if bad[j]:
-                candidates.append((np.inf, i, j))
-            elif valid[j] and s[i] - s[j] >= need - 1e-12:
-                candidates.append((s[i] - s[j], i, j))
-    candidates.sort(key=lambda c: (-c[0], c[1], c[2]))
-    for margin, i, j in candidates[: rule.max_pairs_per_prompt]:
-        add(i, j, 1.0, margin)
-    return pairs
+            if j != i and (bad[j] or (valid[j] and s[i] - s[j] >= need - 1e-12)):
+                candidates.append(pair(i, j, 1.0))
+    # automatic negatives first (the paper always keeps them), then by margin
+    candidates.sort(key=lambda p: (not p["auto_negative"], 0.0 if p["auto_negative"] else -p["margin"],
+                                   p["chosen"], p["rejected"]))
+    return keep(candidates, rule.max_pairs_per_prompt)
 
 
 def count_types(pairs: list[dict]) -> dict[str, int]:
@@ -172,3 +131,46 @@ def replay_counts(n_new: int, n_available: list[int], shares) -> list[int]:
         share = shares[k] if k < len(shares) else 0.0
         out.append(int(min(available, round(share * n_new))))
     return out
+
+
+def replay_indices(n_new: int, n_available: list[int], shares, rng: np.random.Generator) -> list[list[int]]:
+    """Which pairs of each earlier iteration (most recent first) to replay: a uniform sample
+    without replacement of :func:`replay_counts` pairs each, in their stored order."""
+    counts = replay_counts(n_new, n_available, shares)
+    return [sorted(rng.choice(n, size=c, replace=False).tolist()) if c > 0 else []
+            for n, c in zip(n_available, counts, strict=True)]
+
+
+def with_replay(pairs, earlier: list, shares, rng: np.random.Generator):
+    """New pairs plus the paper's decaying share of earlier iterations' pairs (``earlier``:
+    datasets, most recent first), replayed as they were, not re-sampled."""
+    from datasets import concatenate_datasets
+
+    if not shares or not earlier:
+        return pairs
+    picks = replay_indices(len(pairs), [len(e) for e in earlier], shares, rng)
+    return concatenate_datasets([pairs] + [e.select(i) for e, i in zip(earlier, picks, strict=True) if i])
+
+
+# A pairs dataset with no pairs still needs a schema; this row is filtered out when read.
+EMPTY_PAIR = {"prompt": "", "chosen": "", "rejected": "", "chosen_score": 0.0, "rejected_score": 0.0,
+              "target": 1.0, "type": "T>S", "margin": 0.0, "auto_negative": False, "chosen_finished": True,
+              "rejected_finished": True, "iteration": -1}
+
+
+def pair_rows(judged, rule: PairRule, t: int) -> list[dict]:
+    """Iteration t's pairs from its judgments (ranked by ``rank_scores`` where a separate
+    ranker made them, else by the judge's win rates), in TRL's ``prompt`` / ``chosen`` /
+    ``rejected`` columns plus ours: win rates, soft label (``target``), type, margin, whether
+    each side ended by itself."""
+    rows = []
+    for r in judged:
+        ranking = r.get("rank_scores") or r["scores"]
+        for p in select_pairs(ranking, r["has_gold"], rule, r["degenerate"], r["candidates"]):
+            i, j = p["chosen"], p["rejected"]
+            rows.append({"prompt": r["prompt"], "chosen": r["candidates"][i], "rejected": r["candidates"][j],
+                         "chosen_score": p["chosen_score"], "rejected_score": p["rejected_score"],
+                         "target": p["label"], "type": p["type"], "margin": p["margin"],
+                         "auto_negative": p["auto_negative"], "chosen_finished": r["finished"][i],
+                         "rejected_finished": r["finished"][j], "iteration": t})
+    return rows

@@ -13,8 +13,9 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from .data import save_pretrained_atomic
+from .errors import DNOInputError
 from .judges import RewardModelJudge
+from .rundir import save_pretrained_atomic
 
 
 def comparison_rows(judgments) -> list[dict]:
@@ -30,7 +31,8 @@ def comparison_rows(judgments) -> list[dict]:
                 winner, loser = (i, j) if p > 0.5 else (j, i)
                 rows.append({"prompt": r["prompt"], "chosen": cands[winner], "rejected": cands[loser]})
     if not rows:
-        raise ValueError("the judgments decide no pair of candidates; cannot fit a reward model")
+        raise DNOInputError("the judgments decide no pair of candidates, so there is nothing to fit a reward "
+                            "model on; check the judge, or use more prompts in iteration 1")
     return rows
 
 
@@ -85,3 +87,20 @@ def load_reward_judge(path: Path, chat: bool, device=None) -> RewardModelJudge:
                                              append_eos=not chat)  # as RewardTrainer saw the text
     judge.name = "bt-reward-model"
     return judge
+
+
+def reward_model_ranker(rundir, first_judgments, seed: int, chat: bool, state, show_progress: bool = False):
+    """The ranker of ``ranker: reward_model``: fitted on iteration 1's judgments (those of π₁'s
+    samples) into ``<run>/reward_model``, then reused unchanged in later iterations."""
+    from .distributed import exists_everywhere
+    from .errors import CorruptRunError
+
+    path = rundir.path / "reward_model"
+    if not exists_everywhere(path / "config.json", state):
+        if first_judgments is None:
+            raise CorruptRunError(f"{path} is missing; delete {rundir.path} to start over")
+        if state.is_main_process:
+            fit_reward_model(first_judgments, str(rundir.policy(0)), path, seed=seed, chat=chat,
+                             show_progress=show_progress)
+        state.wait_for_everyone()
+    return load_reward_judge(path, chat, device=state.device)

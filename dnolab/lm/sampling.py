@@ -9,29 +9,15 @@ process or several (``torchrun``) draw them.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
 
 from tqdm.auto import tqdm
 
-from .data import encode_prompt
+from .config import SamplingConfig
+from .data import completion_text, encode_prompt
+from .distributed import gather_dict, my_share
 
-
-@dataclass(frozen=True)
-class SamplingConfig:
-    """Decoding settings (the paper: K = 5, temperature 0.7, top-p 0.95)."""
-
-    temperature: float = 1.0
-    top_p: float = 1.0
-    max_new_tokens: int = 12
-    batch_size: int = 256  # prompts per generate() call
-
-    def __post_init__(self):
-        if self.temperature <= 0:
-            raise ValueError(f"sampling.temperature must be > 0, got {self.temperature}")
-        if not 0 < self.top_p <= 1:
-            raise ValueError(f"sampling.top_p must be in (0, 1], got {self.top_p}")
-        if self.max_new_tokens < 1 or self.batch_size < 1:
-            raise ValueError("sampling.max_new_tokens and sampling.batch_size must be >= 1")
+__all__ = ["SamplingConfig", "batch_indices", "is_degenerate", "sample_batch", "sample_mixture_batch",
+           "sample_responses", "sample_sharded"]
 
 
 def batch_indices(n_prompts: int, batch_size: int) -> list[range]:
@@ -40,8 +26,9 @@ def batch_indices(n_prompts: int, batch_size: int) -> list[range]:
 
 
 def sample_batch(model, tokenizer, prompts: list[str], k: int, config: SamplingConfig,
-                 seed: int, chat: bool = False) -> list[list[str]]:
-    """K sampled responses for each prompt of one batch (left-padded, one generate call)."""
+                 seed: int, chat: bool = False) -> tuple[list[list[str]], list[list[bool]]]:
+    """K sampled responses for each prompt of one batch (left-padded, one generate call), and
+    whether each one ended by itself (end-of-sequence) rather than being cut at ``max_new_tokens``."""
     import torch
 
     device = next(model.parameters()).device
@@ -61,13 +48,18 @@ def sample_batch(model, tokenizer, prompts: list[str], k: int, config: SamplingC
             pad_token_id=pad, eos_token_id=tokenizer.eos_token_id,
         )
     model.train(was_training)
-    texts = tokenizer.batch_decode(out[:, width:], skip_special_tokens=True)
-    texts = [t.strip() for t in texts]
-    return [texts[i * k:(i + 1) * k] for i in range(len(prompts))]
+    new = out[:, width:]
+    texts = [t.strip() for t in tokenizer.batch_decode(new, skip_special_tokens=True)]
+    finished = (new == tokenizer.eos_token_id).any(dim=1).tolist()
+    return _per_prompt(texts, k), _per_prompt(finished, k)
+
+
+def _per_prompt(flat: list, k: int) -> list[list]:
+    return [flat[i * k:(i + 1) * k] for i in range(len(flat) // k)]
 
 
 def sample_mixture_batch(model, reference, tokenizer, prompts: list[str], k: int, config: SamplingConfig,
-                         seed: int, alpha: float, chat: bool = False) -> list[list[str]]:
+                         seed: int, alpha: float, chat: bool = False) -> tuple[list[list[str]], list[list[bool]]]:
     """K samples per prompt from the token-level geometric mixture π^(1−α)·π_ref^α.
 
     DNO's regularised variant (Algorithm 4, Option II) samples from π_t^(1−τ/η)·π_ref^(τ/η);
@@ -107,14 +99,15 @@ def sample_mixture_batch(model, reference, tokenizer, prompts: list[str], k: int
     model.train(states[0])
     reference.train(states[1])
     texts = [t.strip() for t in tokenizer.batch_decode(input_ids[:, width:], skip_special_tokens=True)]
-    return [texts[i * k:(i + 1) * k] for i in range(len(prompts))]
+    return _per_prompt(texts, k), _per_prompt(done.tolist(), k)
 
 
 def sample_responses(model, tokenizer, prompts: list[str], k: int, config: SamplingConfig,
                      seed: int, chat: bool = False, batches: list[int] | None = None,
                      show_progress: bool = True, desc: str = "sampling", reference=None,
-                     alpha: float = 0.0) -> dict[int, list[str]]:
-    """K responses for each prompt, as ``{prompt index: [responses]}``.
+                     alpha: float = 0.0, with_finished: bool = False):
+    """K responses for each prompt, as ``{prompt index: [responses]}`` (and, ``with_finished``,
+    ``{prompt index: [ended by itself?]}`` beside it).
 
     ``batches`` restricts the work to some global batch numbers (a process's share under
     ``torchrun``); by default all of them are drawn. With a ``reference`` model, samples come
@@ -124,17 +117,33 @@ def sample_responses(model, tokenizer, prompts: list[str], k: int, config: Sampl
         raise ValueError(f"need at least one sample per prompt, got k={k}")
     all_batches = batch_indices(len(prompts), config.batch_size)
     todo = range(len(all_batches)) if batches is None else batches
-    out: dict[int, list[str]] = {}
+    texts: dict[int, list[str]] = {}
+    finished: dict[int, list[bool]] = {}
     for b in tqdm(list(todo), desc=desc, disable=not show_progress, leave=False):
         idx = all_batches[b]
         batch_prompts, batch_seed = [prompts[i] for i in idx], seed * 1_000_003 + b
         if reference is None:
-            samples = sample_batch(model, tokenizer, batch_prompts, k, config, seed=batch_seed, chat=chat)
+            out, ended = sample_batch(model, tokenizer, batch_prompts, k, config, seed=batch_seed, chat=chat)
         else:
-            samples = sample_mixture_batch(model, reference, tokenizer, batch_prompts, k, config,
-                                           seed=batch_seed, alpha=alpha, chat=chat)
-        out.update(zip(idx, samples, strict=True))
-    return out
+            out, ended = sample_mixture_batch(model, reference, tokenizer, batch_prompts, k, config,
+                                              seed=batch_seed, alpha=alpha, chat=chat)
+        texts.update(zip(idx, out, strict=True))
+        finished.update(zip(idx, ended, strict=True))
+    return (texts, finished) if with_finished else texts
+
+
+def sample_sharded(model, tokenizer, prompts: list[str], k: int, config: SamplingConfig, seed: int,
+                   state, chat: bool, show_progress: bool = True, desc: str = "sampling",
+                   reference=None, alpha: float = 0.0) -> tuple[dict[int, list[str]], dict[int, list[bool]]]:
+    """:func:`sample_responses` with the batches shared among processes and gathered on all;
+    responses are stored as TRL expects raw-text completions (see ``completion_text``)."""
+    n_batches = len(batch_indices(len(prompts), config.batch_size))
+    texts, finished = sample_responses(model, tokenizer, prompts, k, config, seed, chat=chat,
+                                       batches=my_share(n_batches, state), show_progress=show_progress,
+                                       desc=desc, reference=reference, alpha=alpha, with_finished=True)
+    merged = gather_dict({i: (texts[i], finished[i]) for i in texts}, state)
+    return ({i: [completion_text(r, chat) for r in merged[i][0]] for i in range(len(prompts))},
+            {i: [bool(f) for f in merged[i][1]] for i in range(len(prompts))})
 
 
 def repeated_ngram_share(text: str, n: int = 3) -> float:

@@ -297,7 +297,7 @@ def build_initial_policy(world: ToyWorld, output_dir: str | os.PathLike, seed: i
     Written to a temporary folder and renamed, so an interrupted build leaves nothing behind.
     Returns the folder, loadable with ``AutoModelForCausalLM.from_pretrained``.
     """
-    from .data import atomic_dir
+    from .rundir import atomic_dir
 
     with atomic_dir(Path(output_dir)) as tmp:
         tokenizer = build_tokenizer()

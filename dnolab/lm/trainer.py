@@ -10,7 +10,6 @@ loss exactly log 2.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -18,46 +17,21 @@ from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 from trl.trainer.dpo_trainer import DataCollatorForPreference
 
+from .config import LOSSES, TrainingConfig
 from .data import encode_prompt
+from .errors import ConfigError, DNOInputError
 from .losses import dno_loss, sequence_logps, sppo_loss
 
-LOSSES = ("dno", "sppo", "sft")
-
-
-@dataclass(frozen=True)
-class TrainingConfig:
-    """Optimiser settings of the contrastive step (the paper: ≤ 1 epoch, effective batch 64)."""
-
-    beta: float = 1.0
-    learning_rate: float = 3e-4
-    batch_size: int = 32  # effective (global) batch: per-device × processes × accumulation
-    gradient_accumulation_steps: int = 1
-    epochs: float = 1.0
-    max_grad_norm: float = 1.0
-    lr_scheduler: str = "constant"
-    warmup_ratio: float = 0.0
-    weight_decay: float = 0.0
-    bf16: str | bool = "auto"  # auto: bf16 where the GPU supports it
-    reference_batch_size: int = 256
-    # dno: BCE(β·Δ, target) (eq. 8 / eq. 13); sppo: SPPO's squared loss toward the win
-    # rates of chosen and rejected (Wu et al. 2024), η = 1/β; sft: NLL of the chosen answer.
-    loss: str = "dno"
-
-    def __post_init__(self):
-        if self.loss not in LOSSES:
-            raise ValueError(f"training.loss must be one of {LOSSES}, got {self.loss!r}")
-        if not self.beta > 0:
-            raise ValueError(f"training.beta must be > 0 (it is DNO's η), got {self.beta}")
-        if not self.learning_rate > 0:
-            raise ValueError(f"training.learning_rate must be > 0, got {self.learning_rate}")
-        if self.batch_size < 1 or self.gradient_accumulation_steps < 1:
-            raise ValueError("training.batch_size and gradient_accumulation_steps must be >= 1")
-        if not self.epochs > 0:
-            raise ValueError(f"training.epochs must be > 0, got {self.epochs}")
-
+__all__ = ["LOSSES", "DNOTrainer", "PreferenceCollator", "TrainingConfig", "add_reference_logps",
+           "reference_logps", "tokenize_pairs", "train_on_pairs"]
 
 def tokenize_pairs(pairs, tokenizer, chat: bool):
-    """Add ``prompt_ids``, ``chosen_ids``, ``rejected_ids`` (completion + EOS) to a pair dataset."""
+    """Add ``prompt_ids``, ``chosen_ids``, ``rejected_ids`` to a pair dataset.
+
+    A completion that ended by itself gets the end-of-sequence token, as TRL does; one that was
+    cut at ``max_new_tokens`` (``chosen_finished`` / ``rejected_finished`` false) does not,
+    or training would teach the policy to stop mid-sentence.
+    """
     eos = tokenizer.eos_token_id
 
     def encode(batch):
@@ -65,10 +39,13 @@ def tokenize_pairs(pairs, tokenizer, chat: bool):
             prompt_ids = [encode_prompt(tokenizer, p, chat=True) for p in batch["prompt"]]
         else:
             prompt_ids = tokenizer(batch["prompt"], add_special_tokens=True)["input_ids"]
-        chosen = tokenizer(batch["chosen"], add_special_tokens=False)["input_ids"]
-        rejected = tokenizer(batch["rejected"], add_special_tokens=False)["input_ids"]
-        return {"prompt_ids": prompt_ids, "chosen_ids": [[*c, eos] for c in chosen],
-                "rejected_ids": [[*r, eos] for r in rejected]}
+        n = len(batch["prompt"])
+        out = {"prompt_ids": prompt_ids}
+        for side in ("chosen", "rejected"):
+            ids = tokenizer(batch[side], add_special_tokens=False)["input_ids"]
+            ended = batch.get(f"{side}_finished") or [True] * n
+            out[f"{side}_ids"] = [[*c, eos] if done else list(c) for c, done in zip(ids, ended, strict=True)]
+        return out
 
     return pairs.map(encode, batched=True, batch_size=1000)
 
@@ -119,6 +96,29 @@ def add_reference_logps(model, dataset, tokenizer, batch_size: int = 256, device
     return dataset.add_column("ref_chosen_logps", chosen).add_column("ref_rejected_logps", rejected)
 
 
+def reference_logps(pairs, reference: str, policy, load_initial, tokenizer, config: TrainingConfig,
+                    alpha: float, show_progress: bool = False):
+    """The reference log-probs of the contrastive step, computed once per iteration: π_t
+    (``previous``: DNO, Algorithm 2 line 7), π₁ (``initial``: DPO with a fixed reference), or
+    the unnormalised geometric mixture (1 − α)·log π_t + α·log π₁ (``mixture``: DNO's
+    regularised Algorithm 4, reference π_t^(1−τ/η)·π_ref^(τ/η) with α = τ/η).
+    ``load_initial()`` returns π₁ when needed."""
+    if config.loss == "sft":  # maximum likelihood has no reference
+        zeros = [0.0] * len(pairs)
+        return pairs.add_column("ref_chosen_logps", zeros).add_column("ref_rejected_logps", zeros)
+    batch = config.reference_batch_size
+    if reference == "previous":
+        return add_reference_logps(policy, pairs, tokenizer, batch, show_progress=show_progress)
+    initial = add_reference_logps(load_initial(), pairs, tokenizer, batch, show_progress=show_progress)
+    if reference == "initial":
+        return initial
+    current = add_reference_logps(policy, pairs, tokenizer, batch, show_progress=show_progress)
+    keys = ("ref_chosen_logps", "ref_rejected_logps")
+    mixed = {k: [(1 - alpha) * x + alpha * y for x, y in zip(current[k], initial[k], strict=True)] for k in keys}
+    current = current.remove_columns(list(keys))
+    return current.add_column(keys[0], mixed[keys[0]]).add_column(keys[1], mixed[keys[1]])
+
+
 class StepProgress(TrainerCallback):
     """A quiet progress bar over optimiser steps (the Trainer's own prints every log dict)."""
 
@@ -149,15 +149,22 @@ def quiet_trainer(trainer, show_progress: bool, desc: str = "training"):
     return trainer
 
 
-class LossRecorder(TrainerCallback):
-    """Keeps each logged training loss (the Trainer averages it over processes)."""
+STEP_KEYS = ("loss", "margin", "accuracy", "chosen_logratio", "rejected_logratio", "grad_norm", "learning_rate")
+
+
+class StepRecorder(TrainerCallback):
+    """Keeps each optimiser step's log (the Trainer averages the loss over processes)."""
 
     def __init__(self):
-        self.losses: list[float] = []
+        self.steps: list[dict[str, float]] = []
+
+    @property
+    def losses(self) -> list[float]:
+        return [s["loss"] for s in self.steps]
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if logs and "loss" in logs:
-            self.losses.append(float(logs["loss"]))
+            self.steps.append({k: float(logs[k]) for k in STEP_KEYS if k in logs})
 
 
 def dno_batch_loss(model, inputs: dict, beta: float, loss: str = "dno"):
@@ -186,11 +193,33 @@ class DNOTrainer(Trainer):
         if not beta > 0:
             raise ValueError(f"beta must be > 0, got {beta}")
         self.beta, self.loss_type = beta, loss
+        self._step_metrics: dict[str, list[float]] = {}
         super().__init__(*args, **kwargs)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         loss, chosen, rejected = dno_batch_loss(model, inputs, self.beta, self.loss_type)
+        if model.training:
+            self._record(chosen.detach(), rejected.detach(), inputs)
         return (loss, {"chosen_logps": chosen, "rejected_logps": rejected}) if return_outputs else loss
+
+    def _record(self, chosen, rejected, inputs):
+        """What TRL's DPO trainer logs to show that training works, per micro-batch, averaged
+        over processes: β·Δ (the implicit reward margin), the share of pairs with β·Δ > 0,
+        and the log-ratios log π/π_t of the chosen and rejected answers."""
+        chosen_ratio = chosen - inputs["ref_chosen_logps"]
+        rejected_ratio = rejected - inputs["ref_rejected_logps"]
+        margin = self.beta * (chosen_ratio - rejected_ratio)
+        values = {"margin": margin, "accuracy": (margin > 0).float(),
+                  "chosen_logratio": chosen_ratio, "rejected_logratio": rejected_ratio}
+        for name, value in values.items():
+            self._step_metrics.setdefault(name, []).append(
+                self.accelerator.gather_for_metrics(value.float()).mean().item())
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        if "loss" in logs and self._step_metrics:
+            logs = {**logs, **{k: sum(v) / len(v) for k, v in self._step_metrics.items()}}
+            self._step_metrics = {}
+        super().log(logs, start_time)
 
 
 def training_arguments(config: TrainingConfig, output_dir: str, seed: int, n_pairs: int,
@@ -199,7 +228,7 @@ def training_arguments(config: TrainingConfig, output_dir: str, seed: int, n_pai
     """TrainingArguments for one iteration: global batch ``config.batch_size`` split over processes."""
     per_device, rest = divmod(config.batch_size, world_size * config.gradient_accumulation_steps)
     if per_device < 1 or rest:
-        raise ValueError(
+        raise ConfigError(
             f"training.batch_size={config.batch_size} must be a multiple of processes × accumulation "
             f"({world_size} × {config.gradient_accumulation_steps})")
     cuda = torch.cuda.is_available() and not use_cpu
@@ -220,8 +249,10 @@ def training_arguments(config: TrainingConfig, output_dir: str, seed: int, n_pai
 
 
 def train_on_pairs(model, tokenizer, pairs, config: TrainingConfig, output_dir: str, seed: int,
-                   world_size: int = 1, use_cpu: bool | None = None, show_progress: bool = False):
-    """One contrastive step over the pairs (≤ ``epochs`` passes); returns (model, per-step losses).
+                   world_size: int = 1, use_cpu: bool | None = None, show_progress: bool = False,
+                   callbacks: list | None = None):
+    """One contrastive step over the pairs (≤ ``epochs`` passes); returns (model, per-step logs):
+    loss, β·Δ margin, pair accuracy, log-ratios, gradient norm, learning rate.
 
     ``pairs`` must already hold token ids and reference log-probs (:func:`tokenize_pairs`,
     :func:`add_reference_logps`).
@@ -229,15 +260,15 @@ def train_on_pairs(model, tokenizer, pairs, config: TrainingConfig, output_dir: 
     needed = {"prompt_ids", "chosen_ids", "rejected_ids", "ref_chosen_logps", "ref_rejected_logps"}
     missing = needed - set(pairs.column_names)
     if missing:
-        raise ValueError(f"pairs lack columns {sorted(missing)}: run tokenize_pairs and add_reference_logps first")
+        raise DNOInputError(f"pairs lack columns {sorted(missing)}: run tokenize_pairs and add_reference_logps first")
     optional = ["target"] + (["chosen_score", "rejected_score"] if config.loss == "sppo" else [])
     keep = [*sorted(needed), *(c for c in optional if c in pairs.column_names)]
     args = training_arguments(config, output_dir, seed, len(pairs), world_size, use_cpu, show_progress)
-    recorder = LossRecorder()
+    recorder = StepRecorder()
     trainer = DNOTrainer(model=model, args=args, beta=config.beta, loss=config.loss,
                          train_dataset=pairs.select_columns(keep),
                          data_collator=PreferenceCollator(pad_token_id=tokenizer.pad_token_id),
-                         callbacks=[recorder])
+                         callbacks=[recorder, *(callbacks or [])])
     quiet_trainer(trainer, show_progress, desc="training")
     trainer.train()
-    return trainer.model, recorder.losses
+    return trainer.model, recorder.steps

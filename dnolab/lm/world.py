@@ -12,15 +12,10 @@ from typing import Any
 
 import numpy as np
 
-from .config import DNOConfig
-from .data import (
-    DNOInputError,
-    PromptSet,
-    load_causal_lm,
-    load_prompt_dataset,
-    load_tokenizer,
-    save_pretrained_atomic,
-)
+from .config import DNOConfig, JudgeSection
+from .data import PromptSet, load_causal_lm, load_prompt_dataset, load_tokenizer
+from .errors import DNOInputError
+from .rundir import save_pretrained_atomic
 from .toy import (
     SFTConfig,
     ToyJudge,
@@ -52,7 +47,12 @@ class World:
         """World-specific diagnostics of a policy's responses (toy: exact match, styles)."""
         if self.toy is not None:
             return response_metrics(prompts, responses, self.toy.judge)
-        return {"mean_length": float(np.mean([len(r.split()) for r in responses]))}
+        return {}
+
+    def heldout_judges(self, device=None) -> dict:
+        """The judges of ``eval.heldout_judges``, by label: never used to make training pairs."""
+        return {section.label or section.kind: make_judge(section, self.config, device)
+                for section in self.config.eval.heldout_judges}
 
     def build_initial_policy(self, dest: Path, seed: int, show_progress: bool) -> Path:
         """π₁ saved with save_pretrained: the toy SFT model, or a copy of the named model."""
@@ -85,22 +85,27 @@ def _dtype(name: str):
     return table[name]
 
 
+def toy_judge(section: JudgeSection) -> ToyJudge:
+    return ToyJudge(quality_weight=section.quality_weight, cycle_weight=section.cycle_weight, noise=section.noise,
+                    transitive_only=section.transitive_only, length_weight=section.length_weight,
+                    name=section.label or "toy")
+
+
 def toy_world_from_config(config: DNOConfig) -> ToyWorld:
     j, t = config.judge, config.toy
     return ToyWorld(
         task=ToyTask(),
-        judge=ToyJudge(quality_weight=j.quality_weight, cycle_weight=j.cycle_weight, noise=j.noise,
-                       transitive_only=j.transitive_only, length_weight=j.length_weight),
+        judge=toy_judge(j),
         model=ToyModelConfig(hidden_size=t.hidden_size, num_layers=t.num_layers),
         sft=SFTConfig(steps=t.sft_steps, batch_size=t.sft_batch_size, learning_rate=t.sft_learning_rate,
                       examples=t.sft_steps * t.sft_batch_size),
     )
 
 
-def make_judge(config: DNOConfig, device=None):
-    j = config.judge
+def make_judge(j: JudgeSection, config: DNOConfig, device=None):
+    """The judge a config section describes (a toy judge, a reward model or an LLM judge)."""
     if j.kind == "toy":
-        return toy_world_from_config(config).judge
+        return toy_judge(j)
     if j.kind == "reward-model":
         from .judges import RewardModelJudge
 
@@ -112,7 +117,7 @@ def make_judge(config: DNOConfig, device=None):
     model = load_causal_lm(j.name_or_path, dtype=_dtype(config.model.dtype), device=device).eval()
     generate = hf_chat_generator(model, tokenizer, max_new_tokens=j.max_new_tokens, batch_size=j.batch_size)
     cls = PairwiseLLMJudge if j.kind == "llm-pairwise" else ListwiseLLMJudge
-    return cls(generate, retries=j.retries, name=f"{j.kind}:{j.name_or_path}")
+    return cls(generate, retries=j.retries, name=j.label or f"{j.kind}:{j.name_or_path}")
 
 
 def make_world(config: DNOConfig, device=None, judge=None) -> World:
@@ -127,5 +132,5 @@ def make_world(config: DNOConfig, device=None, judge=None) -> World:
                             "set it, or set use_gold: false to rank the policy's own samples only")
     if judge is None and config.judge.kind == "toy":
         raise DNOInputError("judge.kind 'toy' only understands the toy task; pick reward-model or an llm judge")
-    return World("hub", judge if judge is not None else make_judge(config, device), chat=config.model.chat,
-                 config=config)
+    return World("hub", judge if judge is not None else make_judge(config.judge, config, device),
+                 chat=config.model.chat, config=config)
