@@ -13,8 +13,11 @@ NOTEBOOKS = find_notebooks(NOTEBOOK_DIR)
 IDS = [p.stem for p in NOTEBOOKS]
 
 
-def test_there_are_notebooks():
-    assert NOTEBOOKS, "no notebooks found"
+def test_the_readme_lists_every_notebook_and_only_those():
+    import re
+
+    linked = set(re.findall(r"\]\(notebooks/(\d\d_\w+)\.ipynb\)", (ROOT / "README.md").read_text()))
+    assert linked == {p.stem for p in NOTEBOOKS}
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
@@ -55,3 +58,22 @@ def test_runs_in_smoke_mode(path):
     assert metrics["smoke"] is True
     figures = list((out / "smoke" / "figures" / path.stem).glob("*.png"))
     assert figures, "a notebook should save at least one figure"
+
+
+@pytest.mark.parametrize("shipped", ["toy", "hub_qwen_ultrafeedback"])
+def test_notebook_04_builds_its_run_from_the_shipped_config(shipped):
+    """With its default parameters (and CONFIG switched to the Hub yaml), notebook 04's config
+    cell gives exactly the shipped config, except the run's name, seed and folder."""
+    from pathlib import Path
+
+    from dnolab.lm.config import load_config
+
+    nb = nbformat.read(NOTEBOOK_DIR / "04_dno_small_model.ipynb", as_version=4)
+    params = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    config_cell = next(c for c in nb.cells if c.cell_type == "code" and "overrides = {" in c.source)
+    namespace = {"load_config": load_config, "run_name": "nb", "run_root": Path("somewhere"), "print": lambda *a: None}
+    exec(params.source, namespace)
+    namespace["CONFIG"] = shipped
+    exec(config_cell.source, namespace)
+    expected = load_config(shipped).replace(name="nb", output_dir="somewhere", seed=namespace["SEED"])
+    assert namespace["config"] == expected
