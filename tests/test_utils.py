@@ -49,3 +49,16 @@ def test_save_metrics_converts_numpy_and_is_atomic(tmp_path):
                         tmp_path / "m" / "x.json")
     assert json.loads(path.read_text()) == {"a": 0.5, "b": [0, 1, 2], "c": None}
     assert [p.name for p in path.parent.iterdir()] == ["x.json"]
+
+
+def test_the_json_writer_writes_nan_as_null_and_numpy_as_numbers(tmp_path):
+    import json
+
+    from dnolab.utils import write_json
+
+    path = write_json(tmp_path / "m.json", {"nan": float("nan"), "np": np.float32("nan"), "inf": np.inf,
+                                            "x": np.int64(3), "v": np.array([0.5, np.nan])})
+    text = path.read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    assert json.loads(text) == {"inf": None, "nan": None, "np": None, "v": [0.5, None], "x": 3}
+    assert not list(tmp_path.glob(".*.tmp"))
