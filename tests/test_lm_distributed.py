@@ -1,13 +1,13 @@
 """The same DNO code under `torchrun --nproc_per_node 2` (CPU, gloo) and in one process."""
 
-import json
 import subprocess
 import sys
 
 import pytest
 import yaml
-from datasets import load_from_disk
 from lm_helpers import save_toy_policy
+
+from dnolab.lm.rundir import RunDir
 
 
 def _config(out, policy):
@@ -33,10 +33,8 @@ def test_two_processes_give_the_same_pairs_and_losses_as_one(tmp_path):
     two = _run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517"],
                tmp_path, "two", policy)
     for t in (1, 2):
-        a = load_from_disk(str(one / f"iter_{t:02d}" / "pairs")).to_list()
-        b = load_from_disk(str(two / f"iter_{t:02d}" / "pairs")).to_list()
+        a, b = RunDir(one).pairs(t).to_list(), RunDir(two).pairs(t).to_list()
         assert a == b, f"iteration {t}: pairs differ"
-        la = json.loads((one / f"iter_{t:02d}" / "train_log.json").read_text())["losses"]
-        lb = json.loads((two / f"iter_{t:02d}" / "train_log.json").read_text())["losses"]
+        la, lb = RunDir(one).read_train_log(t)["losses"], RunDir(two).read_train_log(t)["losses"]
         assert len(la) == len(lb) > 1
         assert la == pytest.approx(lb, rel=1e-3, abs=1e-4)

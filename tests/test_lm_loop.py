@@ -24,6 +24,7 @@ from dnolab.lm.config import ConfigError, from_dict, load_config
 from dnolab.lm.data import DNOInputError
 from dnolab.lm.errors import InvalidJudgmentsError
 from dnolab.lm.loop import CorruptRunError, run_dno
+from dnolab.lm.rundir import RunDir, load_rows
 
 SMOKE = ROOT / "configs" / "toy_smoke.yaml"
 
@@ -58,7 +59,7 @@ def test_smoke_run_raises_win_rate_against_the_teacher(smoke_run):
     assert wr[-1] > wr[0] + 0.05, wr
     assert all(m["head_to_head_vs_previous"]["mean"] > 0.5 for m in summary["per_iteration"][1:3])
     for t in (1, 2, 3):
-        losses = json.loads((run / f"iter_{t:02d}" / "train_log.json").read_text())["losses"]
+        losses = RunDir(run).read_train_log(t)["losses"]
         assert losses[0] == pytest.approx(math.log(2), abs=1e-5)  # policy == reference at step 0
     print(f"smoke run: {seconds:.0f} s, win rate {wr}")
 
@@ -171,7 +172,7 @@ def test_a_judge_returning_nan_stops_the_run_with_a_named_error(tmp_path, toy_po
     with pytest.raises(InvalidJudgmentsError, match=r"iterate π1 \(iteration 0\) vs the teacher under judge 'train': "
                                                     r"judge 'always-nan' could not decide 12 of 12 comparisons"):
         run_dno(tiny_config(tmp_path, toy_policy), show_progress=False, judge=NanJudge())
-    assert not (tmp_path / "tiny" / "iter_00" / "metrics.json").exists()  # no number was reported
+    assert not RunDir(tmp_path / "tiny").metrics_path(0).exists()  # no number was reported
 
 
 def test_a_judge_returning_values_outside_0_1_is_refused(tmp_path, toy_policy):
@@ -215,7 +216,6 @@ def test_reward_model_judge_with_the_shipped_hub_margins_makes_the_win_rate_rule
     reward-model judge: the pair rule sees each candidate's win rate against the others,
     mean_j σ(r_i − r_j), never the reward logits r; the pairs are exactly those the rule,
     re-derived here by hand from the saved rewards, predicts."""
-    from datasets import load_from_disk
 
     rm = save_tiny_reward_model(tmp_path / "rm", score_scale=300.0)  # rewards a few logits apart
     config = load_config("hub_qwen_ultrafeedback", {
@@ -227,8 +227,8 @@ def test_reward_model_judge_with_the_shipped_hub_margins_makes_the_win_rate_rule
         "eval.prompts": 8, "eval.validation_prompts": 4})
     rule = config.pairs
     run_dno(config, show_progress=False)
-    run = tmp_path / config.name / "iter_01"
-    judged = load_from_disk(str(run / "judgments")).to_list()
+    run = RunDir(config.run_dir())
+    judged = load_rows(run.stage(1, "judgments")).to_list()
     expected = set()
     for row in judged:
         r = np.array(row["raw_scores"])
@@ -250,10 +250,10 @@ def test_reward_model_judge_with_the_shipped_hub_margins_makes_the_win_rate_rule
                 seen.add((texts[i], texts[j]))
                 kept.append((row["prompt"], texts[i], texts[j]))
         expected |= set(kept[: rule.max_pairs_per_prompt])
-    pairs = load_from_disk(str(run / "pairs")).to_list()
+    pairs = run.pairs(1).to_list()
     assert pairs and expected == {(p["prompt"], p["chosen"], p["rejected"]) for p in pairs}
     assert all(0 <= p["chosen_score"] <= 1 for p in pairs)
-    log = json.loads((run / "train_log.json").read_text())
+    log = run.read_train_log(1)
     assert log["pairs_trained"] == len(pairs) and log["losses"][0] == pytest.approx(math.log(2), abs=1e-5)
 
 
@@ -275,19 +275,17 @@ def test_shipped_hub_config_names_hub_ids_only():
 def test_replay_adds_a_share_of_earlier_pairs(tmp_path, toy_policy):
     config = tiny_config(tmp_path, toy_policy, iterations=2, replay=[0.5])
     run_dno(config, show_progress=False)
-    first = json.loads((tmp_path / "tiny" / "iter_01" / "train_log.json").read_text())
-    second = json.loads((tmp_path / "tiny" / "iter_02" / "train_log.json").read_text())
+    first, second = RunDir(tmp_path / "tiny").read_train_log(1), RunDir(tmp_path / "tiny").read_train_log(2)
     assert first["pairs_trained"] == first["pairs_new"]  # nothing to replay yet
     expected = second["pairs_new"] + min(first["pairs_new"], round(0.5 * second["pairs_new"]))
     assert second["pairs_trained"] == expected > second["pairs_new"]
 
 
 def test_soft_label_mode_trains_on_every_candidate_pair(tmp_path, toy_policy):
-    from datasets import load_from_disk
 
     run_dno(tiny_config(tmp_path, toy_policy, pairs={"mode": "soft"}), show_progress=False)
-    pairs = load_from_disk(str(tmp_path / "tiny" / "iter_01" / "pairs"))
-    judged = load_from_disk(str(tmp_path / "tiny" / "iter_01" / "judgments"))
+    pairs = RunDir(tmp_path / "tiny").pairs(1)
+    judged = load_rows(RunDir(tmp_path / "tiny").stage(1, "judgments"))
     usable = [len(d) - sum(d) for d in judged["degenerate"]]  # automatic negatives sit out
     assert len(pairs) == sum(n * (n - 1) // 2 for n in usable) > 0  # every remaining pair of the K + 1
     assert 0 < min(pairs["target"]) and max(pairs["target"]) < 1

@@ -1,6 +1,5 @@
 """The peer methods as configurations: each is valid, and its distinctive parts are right."""
 
-import json
 import math
 
 import numpy as np
@@ -12,6 +11,7 @@ from dnolab.lm.config import ConfigError, DNOConfig, from_dict
 from dnolab.lm.loop import run_dno
 from dnolab.lm.losses import sppo_loss
 from dnolab.lm.methods import method_config
+from dnolab.lm.rundir import RunDir, load_rows
 
 
 def test_unknown_method_is_refused():
@@ -69,7 +69,7 @@ def tiny(out, policy, name):
 
 
 def _losses(out, name, t):
-    return json.loads((out / f"t_{name}" / f"iter_{t:02d}" / "train_log.json").read_text())["losses"]
+    return RunDir(out / f"t_{name}").read_train_log(t)["losses"]
 
 
 def test_regularised_dno_uses_the_geometric_mixture_reference(tmp_path, policy):
@@ -83,19 +83,15 @@ def test_fixed_reference_dpo_and_reward_model_ranking(tmp_path, policy):
     run_dno(tiny(tmp_path, policy, "iterative_dpo"), show_progress=False)
     run = tmp_path / "t_iterative_dpo"
     assert (run / "reward_model" / "config.json").exists()
-    from datasets import load_from_disk
-
-    judged = load_from_disk(str(run / "iter_02" / "judgments"))
-    pairs = load_from_disk(str(run / "iter_02" / "pairs"))
+    judged = load_rows(RunDir(run).stage(2, "judgments"))
+    pairs = RunDir(run).pairs(2)
     assert "rank_scores" in judged.column_names and set(pairs["type"]) == {"S>S"}  # no gold answer
     assert len(pairs) <= len(judged)  # one best-vs-worst pair per prompt at most
     assert abs(_losses(tmp_path, "iterative_dpo", 2)[0] - math.log(2)) > 1e-4  # reference stays π_1
 
 
 def _data(out, name, t, stage):
-    from datasets import load_from_disk
-
-    return load_from_disk(str(out / f"t_{name}" / f"iter_{t:02d}" / stage)).to_list()
+    return load_rows(RunDir(out / f"t_{name}").stage(t, stage)).to_list()
 
 
 @pytest.mark.parametrize("name", ["sppo", "spin", "sft_gold", "offline_dpo", "dno_alg1", "dno_restrictive"])
@@ -104,7 +100,7 @@ def test_each_method_trains_on_its_own_kind_of_pairs(tmp_path, policy, name):
     assert summary["iterations_done"] == 2
     judged, pairs = _data(tmp_path, name, 2, "judgments"), _data(tmp_path, name, 2, "pairs")
     gold = {r["prompt"]: r["candidates"][-1] for r in judged if r["has_gold"]}
-    log = json.loads((tmp_path / f"t_{name}" / "iter_02" / "train_log.json").read_text())
+    log = RunDir(tmp_path / f"t_{name}").read_train_log(2)
     if name == "sppo":  # no teacher; the best and the worst sample, each with its win rate
         assert not gold and len(pairs) <= len(judged)
         assert all(p["type"] == "S>S" and (p["auto_negative"] or p["chosen_score"] > p["rejected_score"])
