@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import shutil
 import time
-from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -71,10 +70,6 @@ class DNORun:
         sizes = {"eval": config.eval.prompts, "validation": config.eval.validation_prompts}
         sizes |= {f"iter_{t:02d}": config.prompts_per_iteration for t in range(1, config.iterations + 1)}
         self.parts = split_prompts(self.world.prompt_pool(sum(sizes.values()), config.seed), sizes)
-
-    @property
-    def run_dir(self) -> Path:
-        return self.rundir.path
 
     # -- Algorithm 2 ----------------------------------------------------------------------------
     def iterate(self, t: int):
