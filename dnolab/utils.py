@@ -69,6 +69,21 @@ def set_cpu_threads(n: int | None = None) -> int:
     return n
 
 
+# A model of this many parameters or more does enough work per op for a second thread to pay:
+# measured on the 2-vCPU build machine, SmolLM2-135M trains 1.4-1.8x faster on 2 threads than
+# on one (benchmarks/results/real_model.md), while the 132k-parameter toy model is slower.
+MANY_THREADS_FROM_PARAMETERS = 20_000_000
+
+
+def threads_for_model(model) -> int:
+    """Torch threads for a model on the CPU: ``DNOLAB_NUM_THREADS`` if set, else one thread for
+    small models and every core for models of ``MANY_THREADS_FROM_PARAMETERS`` or more."""
+    if os.environ.get("DNOLAB_NUM_THREADS", "").strip():
+        return set_cpu_threads()
+    n_params = sum(p.numel() for p in model.parameters())
+    return set_cpu_threads(os.cpu_count() or 1 if n_params >= MANY_THREADS_FROM_PARAMETERS else DEFAULT_CPU_THREADS)
+
+
 def get_device(prefer: str | None = None, verbose: bool = True):
     """Pick cuda → mps → cpu (or ``prefer``) and say which; on a CPU-only Colab, say how to get a GPU.
 

@@ -26,7 +26,8 @@ from .errors import ConfigError
 PAIR_TYPES = ("T>S", "S>T", "S>S")  # teacher beats student, student beats teacher, student beats student
 PAIR_MODES = ("margin", "soft", "best_worst", "spin", "gold")
 LOSSES = ("dno", "sppo", "sft")
-JUDGE_KINDS = ("toy", "reward-model", "llm-pairwise", "llm-listwise")
+JUDGE_KINDS = ("toy", "ifeval-panel", "ifeval-heldout", "reward-model", "llm-pairwise", "llm-listwise")
+PROGRAMMATIC_JUDGES = ("toy", "ifeval-panel", "ifeval-heldout")  # need no model
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,8 @@ class ModelSection:
 
 @dataclass(frozen=True)
 class PromptsSection:
-    """Where prompts (and gold answers) come from: ``toy``, a Hub dataset id, a folder or a JSON file."""
+    """Where prompts (and gold answers) come from: ``toy``, ``ifeval`` (made by dnolab.lm.ifeval),
+    a Hub dataset id, a folder or a JSON file."""
 
     source: str = "toy"
     split: str = "train"
@@ -52,7 +54,8 @@ class PromptsSection:
 
 @dataclass(frozen=True)
 class JudgeSection:
-    """A general-preference judge: toy | reward-model | llm-pairwise | llm-listwise."""
+    """A general-preference judge: toy | ifeval-panel | ifeval-heldout (programmatic, see
+    dnolab.lm.toy and dnolab.lm.ifeval) | reward-model | llm-pairwise | llm-listwise (a model)."""
 
     kind: str = "toy"
     name_or_path: str | None = None
@@ -69,7 +72,7 @@ class JudgeSection:
     def __post_init__(self):
         if self.kind not in JUDGE_KINDS:
             raise ConfigError(f"judge.kind must be one of {list(JUDGE_KINDS)}, got {self.kind!r}")
-        if self.kind != "toy" and not self.name_or_path:
+        if self.kind not in PROGRAMMATIC_JUDGES and not self.name_or_path:
             raise ConfigError(f"judge.kind={self.kind!r} needs judge.name_or_path (a Hub id or a folder)")
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import DNOInputError
+from .local_models import resolve_model
 
 
 def _quiet_progress_bars() -> None:
@@ -38,6 +39,7 @@ def load_tokenizer(name_or_path: str, require_pad: bool = True, pad_with_eos: bo
     """``AutoTokenizer.from_pretrained`` with left padding and a checked pad token."""
     from transformers import AutoTokenizer
 
+    name_or_path = resolve_model(name_or_path)  # a local model's name → its cached folder
     try:
         tokenizer = AutoTokenizer.from_pretrained(name_or_path, local_files_only=_hub_offline())
     except (OSError, ValueError) as err:
@@ -61,6 +63,7 @@ def load_causal_lm(name_or_path: str, dtype=None, device=None):
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
+    name_or_path = resolve_model(name_or_path)
     try:
         model = AutoModelForCausalLM.from_pretrained(name_or_path, dtype=dtype, local_files_only=_hub_offline())
     except (OSError, ValueError) as err:

@@ -32,7 +32,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .data import DNOInputError
+from .errors import DNOInputError
 
 PROVENANCE_FILE = "dnolab_provenance.json"
 CACHE_ENV = "DNOLAB_CACHE"

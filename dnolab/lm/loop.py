@@ -22,6 +22,7 @@ import time
 import numpy as np
 from tqdm.auto import tqdm
 
+from ..utils import set_cpu_threads, threads_for_model
 from .config import DNOConfig
 from .data import (
     check_prompt_lengths,
@@ -54,8 +55,6 @@ class DNORun:
         self.config, self.show_progress = config, show_progress
         self.state = process_state()
         if self.state.device.type == "cpu":
-            from ..utils import set_cpu_threads
-
             set_cpu_threads()  # the default thread count makes small models many times slower
         self.is_main = self.state.is_main_process
         self.rundir = RunDir(config.run_dir())
@@ -182,7 +181,10 @@ class DNORun:
         """π_{t+1} (t = 0: π₁) and its tokenizer, from the run folder."""
         path = str(self.rundir.policy(t))
         tokenizer = load_tokenizer(path, pad_with_eos=self.config.model.pad_with_eos)
-        return load_causal_lm(path, device=self.state.device), tokenizer
+        model = load_causal_lm(path, device=self.state.device)
+        if self.state.device.type == "cpu" and self.state.num_processes == 1:
+            threads_for_model(model)  # one thread for tiny models, every core for real ones
+        return model, tokenizer
 
     # -- evaluation and the whole run -----------------------------------------------------------
     def evaluate(self, t: int, table2: dict | None = None):

@@ -1,7 +1,9 @@
 """What a run is about: its prompts and gold answers, its judge, and its starting policy.
 
-``make_world(config)`` returns the toy world (no network) or a Hub world (model, prompts and
-judge named by Hub ids or local folders); the loop treats both the same way.
+``make_world(config)`` returns the toy world (no network), the instruction-following world of
+notebook 06 (``prompts.source: ifeval``: prompts with verifiable constraints made by
+dnolab.lm.ifeval, a real chat model, programmatic judges; no network either), or a Hub world
+(model, prompts and judge named by Hub ids or local folders). The loop treats all the same way.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .config import DNOConfig, JudgeSection
+from .config import PROGRAMMATIC_JUDGES, DNOConfig, JudgeSection
 from .data import PromptSet, load_causal_lm, load_prompt_dataset, load_tokenizer
 from .errors import DNOInputError
 from .rundir import save_pretrained_atomic
@@ -40,6 +42,11 @@ class World:
         if self.toy is not None:
             prompts = self.toy.task.prompts(n, np.random.default_rng([seed, 7]))
             return PromptSet(prompts, [self.toy.task.teacher(p) for p in prompts])
+        if self.kind == "ifeval":  # prompts with a held-out constraint kind are for evaluation only
+            from .ifeval import make_prompt_table
+
+            rows = make_prompt_table(2 * n + 100, seed)  # room for the evaluation-only ones
+            return PromptSet([r["prompt"] for r in rows], [r["gold"] for r in rows], [r["heldout"] for r in rows])
         p = self.config.prompts
         return load_prompt_dataset(p.source, p.split, p.prompt_column, p.gold_column, p.limit, seed)
 
@@ -103,9 +110,15 @@ def toy_world_from_config(config: DNOConfig) -> ToyWorld:
 
 
 def make_judge(j: JudgeSection, config: DNOConfig, device=None):
-    """The judge a config section describes (a toy judge, a reward model or an LLM judge)."""
+    """The judge a config section describes (a toy or ifeval judge, a reward model or an LLM judge)."""
     if j.kind == "toy":
         return toy_judge(j)
+    if j.kind in {"ifeval-panel", "ifeval-heldout"}:
+        from .ifeval import HeldoutJudge, PanelJudge
+
+        judge = PanelJudge() if j.kind == "ifeval-panel" else HeldoutJudge()
+        judge.name = j.label or j.kind
+        return judge
     if j.kind == "reward-model":
         from .judges import RewardModelJudge
 
@@ -127,10 +140,20 @@ def make_world(config: DNOConfig, device=None, judge=None) -> World:
             raise DNOInputError("prompts.source 'toy' needs judge.kind 'toy' (the toy task has its own judge)")
         toy = toy_world_from_config(config)
         return World("toy", judge if judge is not None else toy.judge, chat=False, config=config, toy=toy)
+    if config.prompts.source == "ifeval":
+        if judge is None and not config.judge.kind.startswith("ifeval"):
+            raise DNOInputError("prompts.source 'ifeval' needs an ifeval judge (judge.kind: ifeval-panel), or pass "
+                                "your own judge to run_dno(config, judge=...)")
+        if not config.model.chat or not config.model.name_or_path:
+            raise DNOInputError("prompts.source 'ifeval' is for chat models: set model.name_or_path (e.g. "
+                                "smollm2-135m-instruct) and model.chat: true")
+        return World("ifeval", judge if judge is not None else make_judge(config.judge, config, device),
+                     chat=True, config=config)
     if config.use_gold and not config.prompts.gold_column:
         raise DNOInputError("use_gold: true needs prompts.gold_column (the teacher's answers); "
                             "set it, or set use_gold: false to rank the policy's own samples only")
-    if judge is None and config.judge.kind == "toy":
-        raise DNOInputError("judge.kind 'toy' only understands the toy task; pick reward-model or an llm judge")
+    if judge is None and config.judge.kind in PROGRAMMATIC_JUDGES:
+        raise DNOInputError(f"judge.kind {config.judge.kind!r} only understands its own task; pick reward-model "
+                            "or an llm judge")
     return World("hub", judge if judge is not None else make_judge(config.judge, config, device),
                  chat=config.model.chat, config=config)
