@@ -24,7 +24,7 @@ export OPENBLAS_NUM_THREADS ?= 1
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 export HF_HUB_DISABLE_TELEMETRY := 1
 
-.PHONY: help install run smoke test test-slow lint format lab bench clean
+.PHONY: help install run smoke test test-slow lint format lab bench site clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -48,6 +48,12 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## create .venv and install dnolab with its dev tools
 
+SITE_STAMP := $(VENV)/.dnolab-site-installed
+SITE_ARGS ?=
+$(SITE_STAMP): $(STAMP) pyproject.toml
+	$(PY) -m pip install -q -e ".[site]" 2>&1 | { grep -v '^WARNING: Location' || true; }
+	@touch $(SITE_STAMP)
+
 run: $(STAMP) ## main job: execute every notebook in full mode, regenerate figures/ (NB=01 for one)
 	$(PY) -m dnolab.notebooks $(NB_ARGS)
 
@@ -58,7 +64,7 @@ test: $(STAMP) ## lint, unit tests and every notebook in smoke mode
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -m "not slow and not gpu and not hub" $(PYTEST_ARGS)
 
-test-slow: $(STAMP) ## the slow tier (longer runs, extra seeds)
+test-slow: $(SITE_STAMP) ## the slow tier (longer runs, extra seeds)
 	$(PY) -m pytest -m "slow and not gpu and not hub" $(PYTEST_ARGS)
 
 lint: $(STAMP) ## ruff on the package, tests, benchmarks and notebooks
@@ -72,6 +78,9 @@ lab: $(STAMP) ## open JupyterLab on the notebooks
 
 bench: $(STAMP) ## run the benchmarks in benchmarks/ and write their results files
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b; done
+
+site: $(SITE_STAMP) ## static site of the executed notebooks in build/site/ (make run first; SITE_ARGS=--allow-smoke)
+	$(PY) scripts/build_site.py $(SITE_ARGS)
 
 clean: ## remove build outputs (keeps .venv and figures/)
 	rm -rf build .pytest_cache .ruff_cache
