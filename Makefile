@@ -21,6 +21,9 @@ export MPLBACKEND := Agg
 # One BLAS thread: on 2-core machines a second OpenBLAS thread made nash() at n = 1000
 # 1.8x slower idle, 8-10x with the other core busy (benchmarks/results/nash.md).
 export OPENBLAS_NUM_THREADS ?= 1
+# Idle OpenMP threads sleep instead of spinning: with another job on the machine, spinning
+# threads made a 135M model 2x slower than one thread (see dnolab/__init__.py).
+export OMP_WAIT_POLICY ?= PASSIVE
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 export HF_HUB_DISABLE_TELEMETRY := 1
 

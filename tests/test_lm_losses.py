@@ -11,7 +11,7 @@ from lm_helpers import save_toy_policy
 from dnolab.lm.data import load_causal_lm, load_tokenizer
 from dnolab.lm.losses import dno_loss, sequence_logps
 from dnolab.lm.toy import ToyTask
-from dnolab.lm.trainer import add_reference_logps, dno_batch_loss, tokenize_pairs
+from dnolab.lm.trainer import PreferenceCollator, add_reference_logps, dno_batch_loss, tokenize_pairs
 
 
 def test_loss_is_log_two_when_policy_equals_reference():
@@ -92,15 +92,22 @@ def test_matches_trl_dpo_trainer_loss_and_gradients(tmp_path):
     trl_loss.backward()
     trl_grads = {n: p.grad.clone() for n, p in trainer.model.named_parameters()}
 
-    # ours, on the very same collated batch (our collator extends TRL's)
-    ours_loss, _, _ = dno_batch_loss(our_model, dict(batch), beta)
+    # ours: our tokenisation, our reference log-probs, our collator (prompts left-padded, the head
+    # run on completion columns only) and our loss, on the same pairs
+    ours = add_reference_logps(reference, tokenize_pairs(pairs, tok, chat=False), tok)
+    rows = ours.select_columns(["prompt_ids", "chosen_ids", "rejected_ids", "ref_chosen_logps",
+                                "ref_rejected_logps"]).to_list()
+    ours_loss, _, _ = dno_batch_loss(our_model, PreferenceCollator(tok.pad_token_id)(rows), beta)
     ours_loss.backward()
     assert ours_loss.item() == pytest.approx(trl_loss.item(), abs=1e-5)
     for name, p in our_model.named_parameters():
         torch.testing.assert_close(p.grad, trl_grads[name], atol=1e-5, rtol=1e-4, msg=name)
+    # and TRL's own right-padded batch through our loss (the full-logits path) gives the same
+    our_model.zero_grad()
+    again, _, _ = dno_batch_loss(our_model, dict(batch), beta)
+    assert again.item() == pytest.approx(trl_loss.item(), abs=1e-5)
 
     # our tokenisation and our reference log-probs agree with TRL's for the same rows
-    ours = add_reference_logps(reference, tokenize_pairs(pairs, tok, chat=False), tok)
     theirs = trainer.train_dataset
     by_prompt = {tuple(r["prompt_ids"]) + tuple(r["chosen_ids"]): r for r in ours}
     for r in theirs:

@@ -112,7 +112,9 @@ def response_summary(world, judges: dict, prompts, samples, finished) -> dict:
     for label, judge in judges.items():
         extra = getattr(judge, "response_metrics", None)
         if callable(extra):
-            out[label] = extra(flat_p, flat_r, finished=flat_f)
+            numbers = extra(flat_p, flat_r, finished=flat_f)
+            if numbers not in out.values():  # two judges of one task report the same numbers once
+                out[label] = numbers
     return out
 
 
@@ -153,6 +155,31 @@ def evaluate_iterate(t: int, policy, tokenizer, *, config, world, judges: dict, 
     metrics["responses"] = response_summary(world, judges, ev.prompts, samples, finished)
     metrics["judge_invalid"] = {label: int(getattr(j, "invalid_count", 0)) for label, j in judges.items()}
     return metrics
+
+
+def mean_token_logps(model, tokenizer, prompts, responses, finished=None, chat: bool = True,
+                     batch_size: int = 32) -> np.ndarray:
+    """Per answer, the mean log-probability per token under ``model`` (e.g. the starting policy):
+    a fluency measure that a policy cannot raise by meeting constraints with unnatural text.
+    An answer that ended is scored with its end-of-sequence token, a cut one without."""
+    import torch
+
+    from .data import encode_prompt
+    from .losses import completion_logps
+    from .trainer import PreferenceCollator
+
+    collate, device, out = PreferenceCollator(tokenizer.pad_token_id), next(model.parameters()).device, []
+    ended = [True] * len(responses) if finished is None else list(finished)
+    rows = []
+    for p, r, done in zip(prompts, responses, ended, strict=True):
+        ids = tokenizer(r.strip(), add_special_tokens=False)["input_ids"] + ([tokenizer.eos_token_id] if done else [])
+        rows.append((encode_prompt(tokenizer, p, chat), ids))
+    with torch.no_grad():
+        for start in range(0, len(rows), batch_size):
+            batch = {k: v.to(device) for k, v in collate.rows(rows[start:start + batch_size]).items()}
+            total = completion_logps(model, batch).float().cpu().numpy()
+            out.append(total / np.maximum(batch["completion_mask"].sum(dim=1).cpu().numpy(), 1))
+    return np.concatenate(out) if out else np.zeros(0)
 
 
 def best_iterate(per_iteration: list[dict]) -> int | None:

@@ -15,12 +15,11 @@ from typing import Any
 import torch
 from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
-from trl.trainer.dpo_trainer import DataCollatorForPreference
 
 from .config import LOSSES, TrainingConfig
 from .data import encode_prompt
 from .errors import ConfigError, DNOInputError
-from .losses import dno_loss, sequence_logps, sppo_loss
+from .losses import completion_logps, dno_loss, sppo_loss
 
 __all__ = ["LOSSES", "DNOTrainer", "PreferenceCollator", "TrainingConfig", "add_reference_logps",
            "reference_logps", "tokenize_pairs", "train_on_pairs"]
@@ -50,26 +49,52 @@ def tokenize_pairs(pairs, tokenizer, chat: bool):
     return pairs.map(encode, batched=True, batch_size=1000)
 
 
-class PreferenceCollator(DataCollatorForPreference):
-    """TRL's preference collator ([chosen; rejected], completion mask, reference log-probs),
-    plus the per-pair soft ``target`` of Algorithm 1 (1.0 when absent) and, for SPPO, the
-    estimated win rates ``chosen_score`` / ``rejected_score``."""
+class PreferenceCollator:
+    """Pairs → one batch of rows [chosen; rejected], each ``prompt + completion``, with the
+    columns TRL's preference collator makes (``input_ids``, ``attention_mask``,
+    ``completion_mask``, reference log-probs) plus ``position_ids``, the per-pair soft
+    ``target`` of Algorithm 1 (1.0 when absent) and, for SPPO, the win rates ``chosen_score`` /
+    ``rejected_score``.
 
-    def torch_call(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
-        batch = super().torch_call(examples)
-        batch["target"] = torch.tensor([float(e.get("target", 1.0)) for e in examples])
-        for key in ("chosen_score", "rejected_score"):
+    Unlike TRL's (right-padded rows), prompts are left-padded and completions right-padded, so
+    every completion starts at the same column and the model's head can skip the prompt
+    columns (:func:`dnolab.lm.losses.completion_logps`); positions count from each row's first
+    real token, so padding changes nothing.
+    """
+
+    def __init__(self, pad_token_id: int):
+        self.pad_token_id = pad_token_id
+
+    def __call__(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
+        rows = [(e["prompt_ids"], e["chosen_ids"]) for e in examples]
+        rows += [(e["prompt_ids"], e["rejected_ids"]) for e in examples]
+        batch = self.rows(rows)
+        for key in ("ref_chosen_logps", "ref_rejected_logps", "chosen_score", "rejected_score"):
             if key in examples[0]:
                 batch[key] = torch.tensor([float(e[key]) for e in examples])
+        batch["target"] = torch.tensor([float(e.get("target", 1.0)) for e in examples])
+        return batch
+
+    def rows(self, rows: list[tuple[list[int], list[int]]]) -> dict[str, torch.Tensor]:
+        """(prompt ids, completion ids) rows, aligned on the first completion column."""
+        width_p = max(len(p) for p, _ in rows)
+        width_c = max(len(c) for _, c in rows)
+        ids, attention, completion = [], [], []
+        for p, c in rows:
+            left, right = width_p - len(p), width_c - len(c)
+            ids.append([self.pad_token_id] * left + list(p) + list(c) + [self.pad_token_id] * right)
+            attention.append([0] * left + [1] * (len(p) + len(c)) + [0] * right)
+            completion.append([0] * width_p + [1] * len(c) + [0] * right)
+        batch = {"input_ids": torch.tensor(ids), "attention_mask": torch.tensor(attention),
+                 "completion_mask": torch.tensor(completion)}
+        batch["position_ids"] = (batch["attention_mask"].cumsum(dim=1) - 1).clamp(min=0)
         return batch
 
 
 @torch.no_grad()
 def pair_logps(model, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
     """Sequence log-probabilities of the chosen and rejected completions of a collated batch."""
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False).logits
-    logps = sequence_logps(logits, batch["input_ids"], batch["completion_mask"])
-    return logps.chunk(2)
+    return completion_logps(model, batch).chunk(2)
 
 
 def add_reference_logps(model, dataset, tokenizer, batch_size: int = 256, device=None, show_progress: bool = False):
@@ -169,8 +194,7 @@ class StepRecorder(TrainerCallback):
 
 def dno_batch_loss(model, inputs: dict, beta: float, loss: str = "dno"):
     """Mean loss of a collated batch ([chosen; rejected] rows) and the policy's log-probs."""
-    logits = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], use_cache=False).logits
-    chosen, rejected = sequence_logps(logits, inputs["input_ids"], inputs["completion_mask"]).chunk(2)
+    chosen, rejected = completion_logps(model, inputs).chunk(2)
     if loss == "sft":  # per-token NLL of the chosen (gold) answer
         n_tokens = inputs["completion_mask"][:, 1:].sum(dim=1).chunk(2)[0].clamp(min=1)
         return (-chosen / n_tokens).mean(), chosen, rejected

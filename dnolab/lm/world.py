@@ -101,7 +101,7 @@ def toy_judge(section: JudgeSection) -> ToyJudge:
 def toy_world_from_config(config: DNOConfig) -> ToyWorld:
     j, t = config.judge, config.toy
     return ToyWorld(
-        task=ToyTask(),
+        task=ToyTask(slip_min_digits=t.teacher_slip_min_digits, slip_share=t.teacher_slip_share),
         judge=toy_judge(j),
         model=ToyModelConfig(hidden_size=t.hidden_size, num_layers=t.num_layers),
         sft=SFTConfig(steps=t.sft_steps, batch_size=t.sft_batch_size, learning_rate=t.sft_learning_rate,
@@ -141,9 +141,9 @@ def make_world(config: DNOConfig, device=None, judge=None) -> World:
         toy = toy_world_from_config(config)
         return World("toy", judge if judge is not None else toy.judge, chat=False, config=config, toy=toy)
     if config.prompts.source == "ifeval":
-        if judge is None and not config.judge.kind.startswith("ifeval"):
-            raise DNOInputError("prompts.source 'ifeval' needs an ifeval judge (judge.kind: ifeval-panel), or pass "
-                                "your own judge to run_dno(config, judge=...)")
+        if judge is None and config.judge.kind == "toy":
+            raise DNOInputError("judge.kind 'toy' only understands the toy task; for prompts.source 'ifeval' use "
+                                "ifeval-panel, a reward model or an LLM judge")
         if not config.model.chat or not config.model.name_or_path:
             raise DNOInputError("prompts.source 'ifeval' is for chat models: set model.name_or_path (e.g. "
                                 "smollm2-135m-instruct) and model.chat: true")

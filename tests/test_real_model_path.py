@@ -1,0 +1,91 @@
+"""The real-model path of notebook 06: the head run on completion columns only, fluency under a
+reference model, the ifeval world's prompt split, and the real model's bad inputs."""
+
+import numpy as np
+import pytest
+import torch
+from lm_helpers import save_toy_policy
+
+from dnolab.lm.config import load_config
+from dnolab.lm.data import check_prompt_lengths, encode_prompt, load_causal_lm, load_tokenizer
+from dnolab.lm.errors import DNOInputError
+from dnolab.lm.evaluation import mean_token_logps
+from dnolab.lm.ifeval import HELDOUT_KINDS, parse_constraints
+from dnolab.lm.losses import completion_logps, sequence_logps
+from dnolab.lm.trainer import PreferenceCollator
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    path = save_toy_policy(tmp_path_factory.mktemp("toy") / "pi", seed=3)
+    return load_causal_lm(str(path)), load_tokenizer(str(path))
+
+
+def _gpt2(tok):
+    """A tiny GPT-2: absolute position embeddings, so left padding must shift its positions."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    return GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_positions=64, n_embd=32, n_layer=1, n_head=2)).eval()
+
+
+@pytest.mark.parametrize("kind", ["llama", "gpt2"])
+def test_the_head_on_completion_columns_gives_the_full_logits_answer(toy, kind):
+    """Aligned rows (prompts left-padded) use logits_to_keep; the same rows through the full
+    logits, and each row alone without padding, give the same log-probabilities (for RoPE
+    models and for absolute positions alike)."""
+    model, tok = toy
+    model = model if kind == "llama" else _gpt2(tok)
+    rows = [(tok("sort 3 1 =")["input_ids"], tok(" 1 3 .", add_special_tokens=False)["input_ids"]),
+            (tok("sort 9 8 7 6 5 =")["input_ids"], tok(" 5 6", add_special_tokens=False)["input_ids"] + [1])]
+    batch = PreferenceCollator(tok.pad_token_id).rows(rows)
+    assert (batch["completion_mask"].int().argmax(1) == batch["completion_mask"].int().argmax(1)[0]).all()
+    with torch.no_grad():
+        fast = completion_logps(model, batch)
+        full = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                     position_ids=batch["position_ids"]).logits
+        slow = sequence_logps(full, batch["input_ids"], batch["completion_mask"])
+        # and each row alone, unpadded: padding changes nothing
+        alone = [sequence_logps(model(torch.tensor([p + c])).logits, torch.tensor([p + c]),
+                                torch.tensor([[0] * len(p) + [1] * len(c)])) for p, c in rows]
+    torch.testing.assert_close(fast, slow, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(fast, torch.cat(alone), atol=1e-5, rtol=1e-5)
+
+
+def test_fluency_is_the_mean_token_log_probability(toy):
+    model, tok = toy
+    prompts, answers = ["sort 3 1 =", "sort 2 2 ="], ["1 3 .", "2 2 !"]
+    got = mean_token_logps(model, tok, prompts, answers, finished=[True, False], chat=False)
+    for prompt, answer, ended, value in zip(prompts, answers, [True, False], got, strict=True):
+        p = encode_prompt(tok, prompt, chat=False)
+        c = tok(answer, add_special_tokens=False)["input_ids"] + ([tok.eos_token_id] if ended else [])
+        with torch.no_grad():
+            logp = torch.log_softmax(model(torch.tensor([p + c])).logits[0].float(), -1)
+        expected = np.mean([logp[len(p) - 1 + k, token].item() for k, token in enumerate(c)])
+        assert value == pytest.approx(expected, abs=1e-5)
+
+
+def test_the_ifeval_world_keeps_held_out_constraint_kinds_out_of_training(tmp_path):
+    from dnolab.lm.loop import DNORun
+
+    config = load_config("smollm2_ifeval", {"output_dir": str(tmp_path), "eval.prompts": 120})
+    run = DNORun(config, show_progress=False)  # splits the prompts; loads no model
+    def kinds(prompt):
+        return {c.kind for c in parse_constraints(prompt)}
+
+    heldout_in_eval = [p for p in run.parts["eval"].prompts if kinds(p) & set(HELDOUT_KINDS)]
+    assert len(heldout_in_eval) >= 10
+    for name, part in run.parts.items():
+        if name != "eval":
+            assert not any(kinds(p) & set(HELDOUT_KINDS) for p in part.prompts), name
+    every = [p for part in run.parts.values() for p in part.prompts]
+    assert len(every) == len(set(every))  # disjoint
+
+
+def test_a_prompt_longer_than_the_real_models_context_is_refused():
+    tok = load_tokenizer("smollm2-135m-instruct")
+    model = load_causal_lm("smollm2-135m-instruct")
+    long = "Tell me about rivers. " + "Rivers are long. " * 3000
+    with pytest.raises(DNOInputError, match=r"prompt #1 has \d+ tokens; with max_new_tokens=48 that exceeds the "
+                                            r"model's context of 8192 tokens"):
+        check_prompt_lengths(tok, ["Tell me about rivers.", long], True, 48, model)
