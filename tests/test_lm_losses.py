@@ -11,7 +11,12 @@ from lm_helpers import save_toy_policy
 from dnolab.lm.data import load_causal_lm, load_tokenizer
 from dnolab.lm.losses import dno_loss, sequence_logps
 from dnolab.lm.toy import ToyTask
-from dnolab.lm.trainer import PreferenceCollator, add_reference_logps, dno_batch_loss, tokenize_pairs
+from dnolab.lm.trainer import (
+    PreferenceCollator,
+    add_reference_logps,
+    dno_batch_loss,
+    tokenize_pairs,
+)
 
 
 def test_loss_is_log_two_when_policy_equals_reference():
