@@ -182,13 +182,26 @@ class TrainingConfig:
 
 @dataclass(frozen=True)
 class ToySection:
-    """The toy world's SFT starting point (see dnolab.lm.toy)."""
+    """The toy world (see dnolab.lm.toy): its SFT starting point and its teacher's slip.
+
+    The teacher slips on prompts with at least ``teacher_slip_min_digits`` digits (null: a
+    perfect teacher), on a ``teacher_slip_share`` of them: it swaps two neighbouring digits of
+    the sorted answer, so the student can beat it on quality alone.
+    """
 
     sft_steps: int = 1000
     sft_batch_size: int = 64
     sft_learning_rate: float = 3e-3
     hidden_size: int = 64
     num_layers: int = 2
+    teacher_slip_min_digits: int | None = 6
+    teacher_slip_share: float = 1.0
+
+    def __post_init__(self):
+        if self.teacher_slip_min_digits is not None and self.teacher_slip_min_digits < 3:
+            raise ConfigError(f"toy.teacher_slip_min_digits must be >= 3 or null, got {self.teacher_slip_min_digits}")
+        if not 0 <= self.teacher_slip_share <= 1:
+            raise ConfigError(f"toy.teacher_slip_share must be in [0, 1], got {self.teacher_slip_share}")
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,12 @@ Runs with no network, on a laptop CPU, through the same Hugging Face calls a Hub
 
 * **Task.** Prompt ``sort d1 … dn =`` (n = 3–6 digits); a response is the sorted digits,
   then one *style* token from ``! ? .``, then end-of-sequence.
-* **Teacher.** The correct sort in the fixed style ``.`` (the gold answer, as GPT-4-Turbo's
-  answers are in the paper).
+* **Teacher.** The sort in the fixed style ``.`` (the gold answer, as GPT-4-Turbo's answers
+  are in the paper), with a stated, systematic *slip*: on prompts with at least
+  ``slip_min_digits`` digits (a ``slip_share`` of them, picked by a hash of the prompt) it
+  swaps the first two unequal neighbours of the sorted answer from its 2nd digit on, so it is
+  wrong in two places. GPT-4's answers are not always right either; the judge still knows
+  the right answer, so a student can pass its teacher on quality alone.
 * **Judge.** A general preference P(a ≻ b | x) = σ(k·(q(a) − q(b)) + c·cyc(a, b)):
   a *transitive* quality part (q = digits in the right place minus extra or missing ones)
   and an *intransitive* style part, a rock–paper–scissors cycle ``!`` ≻ ``.`` ≻ ``?`` ≻ ``!``
@@ -21,9 +25,11 @@ Numbers follow the calibration in the project's reference notes (toy-calibration
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
+import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -45,17 +51,29 @@ NO_STYLE = 3
 
 @dataclass(frozen=True)
 class ToyTask:
-    """Digit sorting with a style token; the prompt distribution of the toy world."""
+    """Digit sorting with a style token; the prompt distribution of the toy world.
+
+    ``slip_min_digits`` / ``slip_share``: the teacher's stated slip (see :meth:`teacher`);
+    ``slip_min_digits=None`` gives a perfect teacher. The defaults are the shipped world
+    (``configs/toy.yaml``).
+    """
 
     min_digits: int = 3
     max_digits: int = 6
     teacher_style: str = "."
+    slip_min_digits: int | None = 6
+    slip_share: float = 1.0
 
     def __post_init__(self):
         if not 1 <= self.min_digits <= self.max_digits:
             raise ValueError("need 1 <= min_digits <= max_digits")
         if self.teacher_style not in STYLES:
             raise ValueError(f"teacher_style must be one of {STYLES}")
+        if self.slip_min_digits is not None and self.slip_min_digits < 3:
+            raise ValueError(f"slip_min_digits must be >= 3 (a slip swaps digits 2 and 3 or later), "
+                             f"got {self.slip_min_digits}")
+        if not 0.0 <= self.slip_share <= 1.0:
+            raise ValueError(f"slip_share must be in [0, 1], got {self.slip_share}")
 
     def prompts(self, n: int, rng: np.random.Generator, exclude: set[str] | None = None) -> list[str]:
         """n distinct prompts, none in ``exclude`` (so partitions never overlap)."""
@@ -74,9 +92,26 @@ class ToyTask:
         """The sorted digits of a prompt."""
         return sorted(t for t in prompt.split() if t in DIGITS)
 
+    def slips_on(self, prompt: str) -> bool:
+        """Whether the teacher's answer to ``prompt`` is wrong: the prompt is long enough, lies in
+        the slipping share (by a hash of its text, so the teacher is a fixed function of the
+        prompt), and its sorted answer has two unequal neighbours from the 2nd digit on."""
+        answer = self.answer(prompt)
+        if self.slip_min_digits is None or len(answer) < self.slip_min_digits:
+            return False
+        if self.slip_share < 1.0 and zlib.crc32(prompt.encode()) / 2**32 >= self.slip_share:
+            return False
+        return any(a != b for a, b in itertools.pairwise(answer[1:]))
+
     def teacher(self, prompt: str) -> str:
-        """The gold response: the correct sort in the teacher's fixed style."""
-        return " ".join([*self.answer(prompt), self.teacher_style])
+        """The gold response in the teacher's fixed style: the correct sort, except on the
+        prompts it slips on (:meth:`slips_on`), where the first two unequal neighbours from the
+        2nd sorted digit on are swapped (two digits out of place)."""
+        digits = self.answer(prompt)
+        if self.slips_on(prompt):
+            i = next(k for k in range(1, len(digits) - 1) if digits[k] != digits[k + 1])
+            digits[i], digits[i + 1] = digits[i + 1], digits[i]
+        return " ".join([*digits, self.teacher_style])
 
     def demonstration(self, prompt: str, rng: np.random.Generator, p_shift: float = 0.3,
                       style_probs=(0.15, 0.70, 0.15)) -> str:
