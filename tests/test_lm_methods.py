@@ -10,13 +10,51 @@ from lm_helpers import save_toy_policy
 from dnolab.lm.config import ConfigError, DNOConfig, from_dict
 from dnolab.lm.loop import run_dno
 from dnolab.lm.losses import sppo_loss
-from dnolab.lm.methods import method_config
-from dnolab.lm.rundir import RunDir, load_rows
+from dnolab.lm.methods import ABLATIONS, CHANGES, METHODS, method_config
+from dnolab.lm.pairs import select_pairs
+from dnolab.lm.rundir import RunDir, config_diff, load_rows
 
 
 def test_unknown_method_is_refused():
     with pytest.raises(ConfigError, match="unknown method 'dpo2'"):
         method_config(DNOConfig(), "dpo2")
+
+
+def _changed(name):
+    base = DNOConfig()
+    return {d.split(":")[0] for d in config_diff(base.to_dict(), method_config(base, name).to_dict())} - {"name"}
+
+
+def test_every_method_and_ablation_says_what_it_changes():
+    assert set(CHANGES) == set(METHODS) | set(ABLATIONS)
+
+
+def test_iterative_dpo_is_decomposed_one_change_at_a_time():
+    assert _changed("dno_prct") == set()
+    assert _changed("iterative_dpo_ref") == {"reference"}
+    assert _changed("iterative_dpo_ranker") == {"ranker"}
+    assert _changed("iterative_dpo_ref_ranker") == {"reference", "ranker"}
+    assert _changed("iterative_dpo") == {"reference", "ranker", "use_gold", "pairs.mode"}
+    assert _changed("offline_dpo") == {"sample_from", "reference", "use_gold", "training.epochs"}
+    assert _changed("no_gold") == {"use_gold"}
+
+
+def test_no_margin_filter_keeps_every_pair_the_judge_decides():
+    """Every pair of candidates with different win rates, the higher one chosen, no cap; a pair
+    the judge does not separate (a tie) is not decided; the shipped rule keeps at most 6."""
+    rule = method_config(DNOConfig(), "no_margin_filter").pairs
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        scores = rng.random(5)
+        pairs = select_pairs(scores, has_gold=True, rule=rule)
+        assert len(pairs) == 10  # all 5·4/2 pairs
+        assert all(p["chosen_score"] > p["rejected_score"] for p in pairs)
+        assert len(select_pairs(scores, has_gold=True, rule=DNOConfig().pairs)) <= 6
+    tied = [0.7, 0.7, 0.2, 0.5, 0.1]
+    pairs = select_pairs(tied, has_gold=True, rule=rule)
+    assert len(pairs) == 9 and not any({p["chosen"], p["rejected"]} == {0, 1} for p in pairs)
+    # twenty candidates: 190 decided pairs, far above any cap
+    assert len(select_pairs(rng.random(20), has_gold=True, rule=rule)) == 190
 
 
 def test_sppo_loss_regresses_log_ratios_to_scaled_win_rates():
@@ -90,6 +128,20 @@ def test_fixed_reference_dpo_and_reward_model_ranking(tmp_path, policy):
     assert abs(_losses(tmp_path, "iterative_dpo", 2)[0] - math.log(2)) > 1e-4  # reference stays π_1
 
 
+def test_reward_model_ranker_alone_keeps_the_gold_answer_and_the_reference_pi_t(tmp_path, policy):
+    run_dno(tiny(tmp_path, policy, "iterative_dpo_ranker"), show_progress=False)
+    run = tmp_path / "t_iterative_dpo_ranker"
+    judged = load_rows(RunDir(run).stage(2, "judgments")).to_list()
+    assert all(r["has_gold"] and r["rank_scores"] for r in judged)
+    assert abs(_losses(tmp_path, "iterative_dpo_ranker", 2)[0] - math.log(2)) < 1e-5  # reference π_t
+    pairs = RunDir(run).pairs(2).to_list()
+    for p in pairs:  # ranked by the reward model, not by the judge
+        row = next(r for r in judged if r["prompt"] == p["prompt"])
+        i, j = row["candidates"].index(p["chosen"]), row["candidates"].index(p["rejected"])
+        assert p["chosen_score"] == pytest.approx(row["rank_scores"][i])
+        assert row["rank_scores"][i] > row["rank_scores"][j]
+
+
 def _data(out, name, t, stage):
     return load_rows(RunDir(out / f"t_{name}").stage(t, stage)).to_list()
 
@@ -113,7 +165,8 @@ def test_each_method_trains_on_its_own_kind_of_pairs(tmp_path, policy, name):
     elif name == "sft_gold":  # the gold answer alone; the loss is its NLL, not a contrast
         assert all(p["chosen"] == p["rejected"] == gold[p["prompt"]] for p in pairs)
         assert log["losses"][0] > math.log(2)
-    elif name == "offline_dpo":  # two epochs over the pairs made from π₁'s samples
+    elif name == "offline_dpo":  # two epochs over the pairs made from π₁'s samples, no gold
+        assert not gold and {p["type"] for p in pairs} <= {"S>S"}
         assert len(log["losses"]) == 2 * (len(pairs) // 8)
     elif name == "dno_alg1":  # every pair of usable candidates, soft label σ(r₁ − r₂)
         for r in judged:

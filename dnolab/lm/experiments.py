@@ -8,6 +8,7 @@ loop resumes). Plumbing only; the comparison itself is written out in the notebo
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
@@ -35,11 +36,13 @@ def _run_config(data: dict) -> str:
     return str(config.run_dir())
 
 
-def _build_policy(dest: str, seed: int, sft_steps: int) -> str:
-    from .toy import SFTConfig, ToyWorld, build_initial_policy
+def _build_policy(dest: str, config_data: dict) -> str:
+    from .toy import build_initial_policy
+    from .world import toy_world_from_config
 
-    world = ToyWorld(sft=SFTConfig(steps=sft_steps, examples=sft_steps * 64))
-    return str(build_initial_policy(world, Path(dest), seed=seed, show_progress=False))
+    config = from_dict(config_data)
+    return str(build_initial_policy(toy_world_from_config(config), Path(dest), seed=config.seed,
+                                    show_progress=False))
 
 
 def _pool(workers: int) -> ProcessPoolExecutor:
@@ -52,15 +55,30 @@ def _drain(futures, desc: str) -> None:
         f.result()  # re-raises a worker's exception with its message
 
 
-def build_toy_policies(seeds, out_dir: str | Path, sft_steps: int, workers: int = 2) -> dict[int, Path]:
-    """One SFT starting policy per seed, shared by every method of that seed."""
+def build_toy_policies(config: DNOConfig, seeds, out_dir: str | Path, workers: int = 2) -> dict[int, Path]:
+    """One SFT starting policy π₁ per seed, shared by every method of that seed, built from
+    ``config``'s toy world (its ``toy`` section: SFT steps, batch size, learning rate, model
+    size). A policy already in ``out_dir`` is reused only if it was built from the same world;
+    otherwise the error names the folder to delete."""
+    from .world import toy_world_from_config
+
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {s: out_dir / f"sft_seed{s}" for s in seeds}
-    todo = [s for s in seeds if not (paths[s] / "config.json").exists()]
+    world = toy_world_from_config(config).to_dict()
+    todo = []
+    for s in seeds:
+        if not (paths[s] / "config.json").exists():
+            todo.append(s)
+            continue
+        stored = paths[s] / "toy_world.json"
+        if not stored.exists() or json.loads(stored.read_text()) != world:
+            raise ConfigError(f"{paths[s]} holds a starting policy built from another toy world than this "
+                              "config's; delete the folder to rebuild it")
     if todo:
         with _pool(min(workers, len(todo))) as pool:
-            _drain([pool.submit(_build_policy, str(paths[s]), s, sft_steps) for s in todo], "SFT policies")
+            _drain([pool.submit(_build_policy, str(paths[s]), config.replace(seed=s).to_dict()) for s in todo],
+                   "SFT policies")
     return paths
 
 
