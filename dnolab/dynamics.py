@@ -2,8 +2,10 @@
 
 Every method is a :class:`Dynamics`: ``reset(pi0)`` then ``step()`` returns the next policy
 (the *last iterate*). :func:`run_dynamics` runs one for T iterations and records, at every
-iteration, the last iterate, the running average of π_0..π_t (the *average iterate*), the
-exploitability of both and their KL divergence KL(π* ‖ ·) from an equilibrium π*.
+iteration, the last iterate, the *mixture of iterates* (the paper's: after t iterations, the
+uniform mixture of π_1..π_t, where π_1 is the start and π_{t+1} the last iterate; see
+docs/glossary.md), the exploitability of both and their KL divergence KL(π* ‖ ·) from an
+equilibrium π*.
 
 r_t(y) = P(y ≻ π_t) = (Pπ_t)_y is the win-rate "reward" of DNO and SPPO. Multiplicative
 updates are computed on log-probabilities, so long runs neither underflow nor overflow.
@@ -478,12 +480,18 @@ def make_dynamics(method: str, P, **params) -> Dynamics:
 # ----------------------------------------------------------------------------- runs
 @dataclass
 class History:
-    """What :func:`run_dynamics` records; row t of each array is iteration t = 0..T."""
+    """What :func:`run_dynamics` records; row t of each array is iteration t = 0..T.
+
+    Numbered as in the paper: row t of ``last`` is π_{t+1}, the policy after t iterations
+    (row 0 is the start π_1), and row t of ``average`` is the uniform mixture of π_1..π_t,
+    what Algorithm 1 returns after t iterations (the mean of rows 0..t−1 of ``last``; row 0,
+    before any iteration, is π_1 itself).
+    """
 
     method: str
     params: dict
-    last: np.ndarray  # (T+1, n) last iterates π_t
-    average: np.ndarray  # (T+1, n) averages (π_0 + … + π_t)/(t+1)
+    last: np.ndarray  # (T+1, n) last iterates: row t is π_{t+1}
+    average: np.ndarray  # (T+1, n) mixtures of iterates: row t is unif(π_1..π_t), row 0 is π_1
     last_exploitability: np.ndarray
     average_exploitability: np.ndarray
     last_kl: np.ndarray  # KL(π* ‖ π_t)
@@ -507,14 +515,16 @@ def run_dynamics(P, method: str, T: int, pi0=None, equilibrium=None, **params) -
     dyn = make_dynamics(method, P, **params)
     pi_star = nash(P)[0] if equilibrium is None else _check_policy(equilibrium, P.shape[0], "equilibrium")
     last = np.empty((T + 1, dyn.n))
-    avg = np.empty((T + 1, dyn.n))
-    last[0] = avg[0] = dyn.reset(pi0)
+    last[0] = dyn.reset(pi0)
     seconds = 0.0
     for t in range(1, T + 1):
         start = time.perf_counter()
         last[t] = dyn.step()
         seconds += time.perf_counter() - start
-        avg[t] = dyn.average
+    # the paper's mixture after t iterations: unif(π_1..π_t) = mean of last[0..t-1]
+    avg = np.empty_like(last)
+    avg[0] = last[0]
+    avg[1:] = np.cumsum(last[:-1], axis=0) / np.arange(1, T + 1)[:, None]
     best_last = (last @ P.T).max(axis=1) - 0.5
     best_avg = (avg @ P.T).max(axis=1) - 0.5
     return History(

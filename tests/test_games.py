@@ -318,7 +318,12 @@ def test_history_records_both_iterates_consistently():
         h = run_dynamics(P, method, 25, pi0, **({"rng": 0} if method == "dno_sampled" else {}))
         assert h.last.shape == h.average.shape == (26, 6)
         np.testing.assert_allclose(h.last.sum(axis=1), 1.0)
-        np.testing.assert_allclose(h.average[-1], h.last.mean(axis=0), atol=1e-12)
+        # the paper's mixture of iterates: after t iterations, unif(π_1..π_t), without π_{t+1}
+        np.testing.assert_allclose(h.average[-1], h.last[:-1].mean(axis=0), atol=1e-12)
+        np.testing.assert_allclose(h.average[1], h.last[0], atol=1e-15)
+        np.testing.assert_allclose(h.average[0], h.last[0], atol=1e-15)
+        np.testing.assert_allclose(h.average[7], h.last[:7].mean(axis=0), atol=1e-12)
+        np.testing.assert_allclose(h.average_exploitability, [exploitability(P, p) for p in h.average])
         np.testing.assert_allclose(h.last_exploitability, [exploitability(P, p) for p in h.last])
         np.testing.assert_allclose(h.average_kl[5], kl_divergence(h.equilibrium, h.average[5]))
 
