@@ -189,19 +189,19 @@ def test_teacher_writes_finished_real_english(table):
 
 VOLCANO = "Write a short note about volcanoes. Do not use any commas."
 # A Condorcet triple for the panel: all meet the one constraint, all real words, all finished.
-#   concise (fewer words):  A (4) > B (7) > C (11)
-#   on topic (mentions):    B (2) > C (1) > A (0)
+#   concise (fewer words):  A (5) > B (8) > C (11)
+#   on topic (mentions):    B (3) > C (2) > A (1)
 #   plain wording (common): C > A > B
 # A ≻ B (concise, plain), B ≻ C (concise, on topic), C ≻ A (on topic, plain).
-A = "Hot lava glows underground."
-B = "Volcanic calderas and volcanoes exhale sulfurous magma."
-C = "There are a lot of volcanoes and they are very big."
+A = "A volcano smolders very hot."
+B = "Volcanic calderas and volcanoes exhale sulfurous volcano magma."
+C = "There are a lot of volcanoes and the volcano is big."
 
 
 def test_the_hand_built_triple_has_the_stated_criteria():
     fa, fb, fc = (features(VOLCANO, x) for x in (A, B, C))
-    assert (fa.n_words, fb.n_words, fc.n_words) == (4, 7, 11)
-    assert (fa.mentions, fb.mentions, fc.mentions) == (0, 2, 1)
+    assert (fa.n_words, fb.n_words, fc.n_words) == (5, 8, 11)
+    assert (fa.mentions, fb.mentions, fc.mentions) == (1, 3, 2)
     assert fc.common > fa.common + 0.1 > fb.common + 0.2
     assert all(f.met == (True,) and f.real == 1.0 for f in (fa, fb, fc))
 
@@ -243,10 +243,17 @@ def test_constraints_outweigh_the_panel_and_a_cut_loses_to_the_same_answer_finis
 
 
 def test_panel_gives_no_credit_for_instructions_met_with_nonsense():
-    # "cheesemlighter" meets no_commas (q = 1 − 1·(1 − 0) = 0) and the comma answer does not
-    # (q = 0): equal q, and the panel's majority (on topic, plain wording) picks the real one.
-    p = PanelJudge().preference([VOLCANO], ["Volcanoes erupt, with ash."], ["cheesemlighter"])
-    assert p[0] == pytest.approx(1 / (1 + math.exp(-1.5)))
+    # "cheesemlighter" meets no_commas but is one non-word, off topic and a stub:
+    # q = 1 − 1·(1 − 0) − 0.5 − 0.5 = −1. The comma answer meets nothing, names the topic and
+    # has 5 words: q = 0. Concise votes for the stub, on topic and plain wording for the real
+    # answer: P = σ(2·(0 − (−1)) + 1.5).
+    p = PanelJudge().preference([VOLCANO], ["Volcanoes erupt, with hot ash."], ["cheesemlighter"])
+    assert p[0] == pytest.approx(1 / (1 + math.exp(-(2 + 1.5))))
+    # and a real answer that is off topic, or a stub, is marked down by ½ in q (k·½ = 1)
+    judge = PanelJudge(vote_weight=0.0)
+    on, off = "Volcanoes erupt with hot ash today.", "Rivers flow with cold water today."
+    assert judge.preference([VOLCANO], [on], [off])[0] == pytest.approx(1 / (1 + math.exp(-1.0)))
+    assert judge.preference([VOLCANO], [on], ["Volcanoes erupt."])[0] == pytest.approx(1 / (1 + math.exp(-1.0)))
 
 
 def test_heldout_judge_is_not_fooled_by_nonsense_that_meets_the_constraints():

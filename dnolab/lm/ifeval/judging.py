@@ -150,9 +150,13 @@ def _table(prompts, responses) -> list[Features]:
 class PanelJudge:
     """P(a ≻ b | x) = σ(k·(q(a) − q(b)) + c·vote(a, b)), the training judge.
 
-    Transitive part: q = met − cut_penalty·cut − nonsense_penalty·(1 − real): the share of
-    constraints met, less a penalty for an answer that never ends and for non-words (the panel
-    gives no credit for instructions met with gibberish). Intransitive part: three annotators
+    Transitive part: q = met − cut_penalty·cut − nonsense_penalty·(1 − real) −
+    off_topic_penalty·[never names the topic] − stub_penalty·[fewer than ``stub_words`` words]:
+    the share of constraints met, less a penalty for an answer that never ends, for non-words
+    (no credit for instructions met with gibberish), for an answer that is not about the topic
+    and for a stub (any panel marks those down; without these two terms a first DNO iteration
+    learned to answer "Bathroom Cleaning @Lomborg" to "use only lowercase letters", and the
+    held-out judge's sense score fell). Intransitive part: three annotators
     vote, each by its own criterion, and ``vote`` is the sign of their sum (the majority; an
     annotator abstains on a tie or a difference under its margin):
 
@@ -172,6 +176,9 @@ class PanelJudge:
     vote_weight: float = 1.5
     cut_penalty: float = 0.5
     nonsense_penalty: float = 1.0
+    off_topic_penalty: float = 0.5
+    stub_penalty: float = 0.5
+    stub_words: int = 5
     brevity_margin: int = 2
     common_margin: float = 0.1
     heldout_kinds: tuple[str, ...] = HELDOUT_KINDS
@@ -183,8 +190,9 @@ class PanelJudge:
         """q per answer (the transitive part)."""
         fs = _table(prompts, responses)
         cut = ~_finished(finished, len(fs))
-        return np.array([f.met_share - self.nonsense_penalty * (1.0 - f.real) for f in fs]
-                        ).reshape(len(fs)) - self.cut_penalty * cut
+        return np.array([f.met_share - self.nonsense_penalty * (1.0 - f.real)
+                         - self.off_topic_penalty * (f.mentions == 0) - self.stub_penalty * (f.n_words < self.stub_words)
+                         for f in fs]).reshape(len(fs)) - self.cut_penalty * cut
 
     def votes(self, fa: Sequence[Features], fb: Sequence[Features]) -> np.ndarray:
         """Each annotator's vote per pair, columns brevity, relevance, plain wording:
