@@ -7,10 +7,15 @@ from conftest import ROOT
 from dnolab.lm.config import ConfigError, DNOConfig, from_dict, load_config
 
 
-@pytest.mark.parametrize("name", ["toy.yaml", "toy_smoke.yaml", "hub_qwen_ultrafeedback.yaml"])
-def test_shipped_configs_load(name):
-    config = load_config(ROOT / "configs" / name)
-    assert config.samples_per_prompt >= 2 and config.training.beta > 0
+@pytest.mark.parametrize("path", sorted((ROOT / "configs").glob("*.yaml")), ids=lambda p: p.stem)
+def test_shipped_configs_load_and_name_hub_ids_or_local_names(path):
+    from pathlib import Path
+
+    from dnolab.lm.local_models import is_local_model_name
+
+    config = load_config(path)
+    name = config.model.name_or_path
+    assert name is None or is_local_model_name(name) or not Path(name).exists()  # never a machine's path
 
 
 def test_round_trip_and_overrides(tmp_path):

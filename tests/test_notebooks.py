@@ -60,18 +60,22 @@ def test_runs_in_smoke_mode(path):
     assert figures, "a notebook should save at least one figure"
 
 
-@pytest.mark.parametrize("shipped", ["toy", "hub_qwen_ultrafeedback"])
-def test_notebook_04_builds_its_run_from_the_shipped_config(shipped):
-    """With its default parameters (and CONFIG switched to the Hub yaml), notebook 04's config
-    cell gives exactly the shipped config, except the run's name, seed and folder."""
+@pytest.mark.parametrize(("notebook", "shipped"), [("04_dno_small_model", "toy"),
+                                                   ("04_dno_small_model", "hub_qwen_ultrafeedback"),
+                                                   ("06_dno_real_model", "smollm2_ifeval"),
+                                                   ("06_dno_real_model", "qwen_ifeval_gpu")])
+def test_notebooks_build_their_run_from_the_shipped_config(notebook, shipped):
+    """With their default parameters (and CONFIG switched to the GPU yaml), the config cells of
+    notebooks 04 and 06 give exactly the shipped config, except the run's name, seed and folder."""
     from pathlib import Path
 
     from dnolab.lm.config import load_config
 
-    nb = nbformat.read(NOTEBOOK_DIR / "04_dno_small_model.ipynb", as_version=4)
+    nb = nbformat.read(NOTEBOOK_DIR / f"{notebook}.ipynb", as_version=4)
     params = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
     config_cell = next(c for c in nb.cells if c.cell_type == "code" and "overrides = {" in c.source)
-    namespace = {"load_config": load_config, "run_name": "nb", "run_root": Path("somewhere"), "print": lambda *a: None}
+    namespace = {"load_config": load_config, "run_name": "nb", "run_root": Path("somewhere"), "smoke": {},
+                 "print": lambda *a: None}
     exec(params.source, namespace)
     namespace["CONFIG"] = shipped
     exec(config_cell.source, namespace)
