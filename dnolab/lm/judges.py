@@ -7,7 +7,12 @@ The engine needs one of two things from a judge (duck-typed, so any object works
 * or ``scores(prompts, candidates) -> list[array]``: one score per candidate, all candidates
   of a prompt judged together (a *listwise* judge, like the paper's 6-point rubric with the
   K student samples and the gold answer side by side); pairwise preferences are then derived
-  from the scores.
+  from the scores, and the pair rule sees win rates, never the raw scores (kept beside them).
+
+Optionally, a judge that sets ``sees_finished = True`` also receives ``first_finished`` /
+``second_finished``: whether each answer ended by itself or was cut at ``max_new_tokens``; and
+a judge with ``response_metrics(prompts, responses, finished=None) -> dict`` adds its own
+numbers (e.g. constraint satisfaction) to every iteration's metrics.json.
 
 Implementations: the toy world's programmatic judge (``dnolab.lm.toy.ToyJudge``), a
 Bradley–Terry reward-model judge over a sequence-classification model, and LLM judges over
