@@ -72,6 +72,7 @@ def test_bad_slip_settings_are_refused(kwargs, message):
 @pytest.mark.parametrize(("data", "message"), [
     ({"teacher_slip_min_digits": 1}, "toy.teacher_slip_min_digits must be >= 3 or null"),
     ({"teacher_slip_share": 2.0}, r"toy.teacher_slip_share must be in \[0, 1\]"),
+    ({"teacher_style": "?!"}, "toy.teacher_style must be one of"),
 ])
 def test_bad_slip_settings_in_a_config_name_the_key(data, message):
     with pytest.raises(ConfigError, match=message):
@@ -86,6 +87,8 @@ def test_the_shipped_world_is_the_task_default_and_the_config_wires_the_slip():
     assert perfect.slip_min_digits is None
     half = toy_world_from_config(load_config("toy", {"toy.teacher_slip_share": 0.5})).task
     assert half.slip_share == 0.5 and half.slip_min_digits == shipped.slip_min_digits
+    loud = toy_world_from_config(load_config("toy", {"toy.teacher_style": "!"})).task
+    assert loud.teacher("sort 2 1 =") == "1 2 !"
     # the run's gold answers are the configured teacher's
     for config, wrong in [(load_config("toy"), True), (load_config("toy", {"toy.teacher_slip_min_digits": None}), False)]:
         pool = make_world(config).prompt_pool(400, seed=0)

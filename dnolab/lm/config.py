@@ -182,7 +182,7 @@ class TrainingConfig:
 
 @dataclass(frozen=True)
 class ToySection:
-    """The toy world (see dnolab.lm.toy): its SFT starting point and its teacher's slip.
+    """The toy world (see dnolab.lm.toy): its SFT starting point and its teacher (style, slip).
 
     The teacher slips on prompts with at least ``teacher_slip_min_digits`` digits (null: a
     perfect teacher), on a ``teacher_slip_share`` of them: it swaps two neighbouring digits of
@@ -196,8 +196,11 @@ class ToySection:
     num_layers: int = 2
     teacher_slip_min_digits: int | None = 6
     teacher_slip_share: float = 1.0
+    teacher_style: str = "."  # the teacher's fixed style, one of ! ? .
 
     def __post_init__(self):
+        if self.teacher_style not in ("!", "?", "."):
+            raise ConfigError(f"toy.teacher_style must be one of '!', '?', '.', got {self.teacher_style!r}")
         if self.teacher_slip_min_digits is not None and self.teacher_slip_min_digits < 3:
             raise ConfigError(f"toy.teacher_slip_min_digits must be >= 3 or null, got {self.teacher_slip_min_digits}")
         if not 0 <= self.teacher_slip_share <= 1:

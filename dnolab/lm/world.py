@@ -101,7 +101,8 @@ def toy_judge(section: JudgeSection) -> ToyJudge:
 def toy_world_from_config(config: DNOConfig) -> ToyWorld:
     j, t = config.judge, config.toy
     return ToyWorld(
-        task=ToyTask(slip_min_digits=t.teacher_slip_min_digits, slip_share=t.teacher_slip_share),
+        task=ToyTask(teacher_style=t.teacher_style, slip_min_digits=t.teacher_slip_min_digits,
+                     slip_share=t.teacher_slip_share),
         judge=toy_judge(j),
         model=ToyModelConfig(hidden_size=t.hidden_size, num_layers=t.num_layers),
         sft=SFTConfig(steps=t.sft_steps, batch_size=t.sft_batch_size, learning_rate=t.sft_learning_rate,
