@@ -142,6 +142,26 @@ def test_reward_model_ranker_alone_keeps_the_gold_answer_and_the_reference_pi_t(
         assert row["rank_scores"][i] > row["rank_scores"][j]
 
 
+def test_a_shared_reward_model_leaves_only_the_reference_changed(tmp_path, policy):
+    from dnolab.lm.experiments import share_reward_model
+
+    ranker, both = tiny(tmp_path, policy, "iterative_dpo_ranker"), tiny(tmp_path, policy, "iterative_dpo_ref_ranker")
+    with pytest.raises(ConfigError, match="does not exist yet"):
+        share_reward_model(ranker, both)
+    run_dno(ranker, show_progress=False)
+    with pytest.raises(ConfigError, match=r"do not start alike.*seed"):
+        share_reward_model(ranker, both.replace(seed=1))
+    with pytest.raises(ConfigError, match="ranker: reward_model"):
+        share_reward_model(ranker, tiny(tmp_path, policy, "iterative_dpo_ref"))
+    shared = share_reward_model(ranker, both)
+    run_dno(both, show_progress=False)
+    assert not (shared.parent / ".reward_model.shared").exists() and (shared / "config.json").exists()
+    one = load_rows(RunDir(ranker.run_dir()).stage(1, "judgments")).to_list()
+    two = load_rows(RunDir(both.run_dir()).stage(1, "judgments")).to_list()
+    assert [r["rank_scores"] for r in one] == [r["rank_scores"] for r in two]  # the same ranker, same data
+    assert abs(_losses(tmp_path, "iterative_dpo_ref_ranker", 2)[0] - math.log(2)) > 1e-4  # reference π_1
+
+
 def _data(out, name, t, stage):
     return load_rows(RunDir(out / f"t_{name}").stage(t, stage)).to_list()
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import shutil
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from tqdm.auto import tqdm
 
 from .config import DNOConfig, from_dict
 from .errors import ConfigError
-from .rundir import RunDir
+from .rundir import RunDir, config_diff
 
 
 def _init_worker() -> None:
@@ -90,6 +91,37 @@ def run_configs(configs: list[DNOConfig], workers: int = 2, desc: str = "runs") 
     with _pool(workers) as pool:
         _drain([pool.submit(_run_config, c.to_dict()) for c in configs], desc)
     return [summary(c.run_dir()) for c in configs]
+
+
+# What may differ between two runs that share a reward model: nothing that changes the first
+# iteration's samples and judgments, on which the reward model is fitted.
+_SHAREABLE = ("name", "reference", "replay", "training.")
+
+
+def share_reward_model(source: DNOConfig, target: DNOConfig) -> Path:
+    """Give ``target``'s run the reward model that ``source``'s finished run fitted
+    (``ranker: reward_model``; dnolab.lm.reward_model keeps it in ``<run>/reward_model``).
+
+    The reward model is fitted on the first iteration's judgments, so two runs whose first
+    iteration is the same (same seed, starting policy, prompts, candidates and judge) would fit
+    the same model: sharing it saves the fit and makes the two runs differ in exactly what
+    their configs change. Refused when the configs differ in anything else."""
+    if source.ranker != "reward_model" or target.ranker != "reward_model":
+        raise ConfigError("share_reward_model needs two runs with ranker: reward_model")
+    differ = [d for d in config_diff(source.to_dict(), target.to_dict()) if not d.startswith(_SHAREABLE)]
+    if differ:
+        raise ConfigError(f"runs {source.name!r} and {target.name!r} do not start alike, so their reward models "
+                          f"would differ: {'; '.join(differ)}")
+    src, dst = source.run_dir() / "reward_model", target.run_dir() / "reward_model"
+    if not (src / "config.json").exists():
+        raise ConfigError(f"{src} does not exist yet: run {source.name!r} first")
+    if not (dst / "config.json").exists():
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dst.with_name(".reward_model.shared")
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(src, tmp)
+        tmp.rename(dst)
+    return dst
 
 
 def summary(run_dir: str | Path) -> dict:

@@ -66,7 +66,7 @@ CHANGES: dict[str, str] = {
     "dno_prct": "DNO-Prct itself (Algorithm 2)",
     "dno_alg1": "soft labels on every pair, β = 0.1 (Algorithm 1)",
     "dno_restrictive": "only T≻S pairs",
-    "dno_regularized": "samples and reference from π_t^0.9·π₁^0.1",
+    "dno_regularized": "samples, reference: mix of π_t and π₁",
     "spin": "gold always wins, no judge",
     "sppo": "SPPO loss, best vs worst, no gold",
     "iterative_dpo_ref": "reference π₁",
