@@ -12,7 +12,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -37,8 +39,17 @@ def _kernel_manager_class():
         transport = CaselessStrEnum(["tcp", "ipc"], default_value="ipc", config=True)
 
         async def start_kernel(self, **kw):
+            # jupyter_client's default socket path is "kernel-ipc-N" in the working directory:
+            # two runs in one folder would connect to each other's kernels ("Invalid Signature").
+            self._socket_dir = tempfile.mkdtemp(prefix="dnolab-kernel-")
+            self.ip = os.path.join(self._socket_dir, "kernel")
             kw["env"] = {**os.environ, **KERNEL_ENV, **(kw.get("env") or {})}
             return await super().start_kernel(**kw)
+
+        async def _async_cleanup_resources(self, restart: bool = False) -> None:
+            await super()._async_cleanup_resources(restart=restart)
+            if not restart and getattr(self, "_socket_dir", None):
+                shutil.rmtree(self._socket_dir, ignore_errors=True)
 
     return IPCKernelManager
 

@@ -136,7 +136,10 @@ METHOD_COLORS: dict[str, str] = {
     "dno_regularized": "#009E73",  # green: reference and samples from a mixture
     "spin": "#CC79A7",  # reddish purple
     "sppo": "#E69F00",  # orange
-    "iterative_dpo": "#D55E00",  # vermillion (its variants share it: iterative_dpo_*)
+    "iterative_dpo": "#D55E00",  # vermillion: the recipe (other variants share it: iterative_dpo_*)
+    "iterative_dpo_ref": "#F4A582",  # salmon: one change, the reference stays π₁
+    "iterative_dpo_ranker": "#8C510A",  # brown: one change, a BT reward model ranks
+    "iterative_dpo_ref_ranker": "#B2182B",  # dark red: both changes
     "offline_dpo": "#882255",  # wine
     "sft_gold": "#999933",  # olive: continued SFT on the gold answers
     "teacher": "#000000",  # black: the teacher (or any fixed reference to beat)

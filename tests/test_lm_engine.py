@@ -137,7 +137,7 @@ def test_gradient_accumulation_gives_the_large_batch_gradient(tmp_path):
     assert len(losses[0]) == len(losses[1]) == 1
     assert losses[0][0] == pytest.approx(losses[1][0], abs=1e-6)
     assert grads[0].abs().max() > 1e-3
-    torch.testing.assert_close(grads[1], grads[0], atol=1e-7, rtol=1e-4)
+    torch.testing.assert_close(grads[1], grads[0], atol=1e-6, rtol=1e-4)  # fp32 summation order
 
 
 def test_cut_answers_get_no_end_of_sequence_token(tmp_path):

@@ -83,3 +83,20 @@ def test_kernels_run_quietly_over_ipc_and_draw_inline_figures(make_notebook, tmp
     outputs = executed.cells[-1].outputs
     assert outputs[0]["text"] == "transport ipc\n"
     assert any("image/png" in o.get("data", {}) for o in outputs), "no inline figure was kept"
+
+
+def test_two_runs_in_one_folder_at_once_keep_their_own_kernels(make_notebook, tmp_path):
+    """Kernel sockets live in a private temporary folder, not as kernel-ipc-N in the working
+    directory, where two runs at once would connect to each other's kernels."""
+    make_notebook("01_a.ipynb", [PARAMS, ("import os, time\ntime.sleep(3)\nprint(os.getpid())", [])])
+    folder = tmp_path / "notebooks"
+    procs = [subprocess.Popen([sys.executable, "-m", "dnolab.notebooks", "--notebooks", str(folder),
+                               "--out", str(tmp_path / f"build{i}"), "--figures", str(tmp_path / "figs")],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
+    for proc in procs:
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+    pids = [nbformat.read(tmp_path / f"build{i}/notebooks/01_a.ipynb", as_version=4).cells[-1].outputs[0]["text"]
+            for i in range(2)]
+    assert pids[0] != pids[1]
+    assert not [p.name for p in folder.iterdir() if p.name.startswith("kernel")], "sockets left behind"
