@@ -59,6 +59,7 @@ $(SITE_STAMP): $(STAMP) pyproject.toml
 
 run: $(STAMP) ## main job: execute every notebook in full mode, regenerate figures/ (NB=01 for one)
 	$(PY) -m dnolab.notebooks $(NB_ARGS)
+	$(PY) scripts/runtimes.py --write  # the runtimes README and notebooks state, as measured
 
 smoke: $(STAMP) ## execute every notebook in smoke mode (outputs in build/smoke/)
 	$(PY) -m dnolab.notebooks --smoke $(NB_ARGS)
