@@ -26,7 +26,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import numpy as np
 import torch
 from datasets import Dataset
-from transformers import TrainerCallback
+from timing import StepTimer  # benchmarks/ is on sys.path when a benchmark runs
 
 from dnolab.lm.config import load_config
 from dnolab.lm.data import load_causal_lm, load_tokenizer
@@ -44,17 +44,6 @@ from dnolab.utils import set_cpu_threads
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "dno.md"
 BATCH, STEPS, WARMUP, REPEATS = 32, 120, 10, 3
-
-
-class StepTimer(TrainerCallback):
-    def __init__(self):
-        self.times, self._start = [], None
-
-    def on_step_begin(self, args, state, control, **kwargs):
-        self._start = time.perf_counter()
-
-    def on_step_end(self, args, state, control, **kwargs):
-        self.times.append(time.perf_counter() - self._start)
 
 
 def toy_pairs(n: int, seed: int = 0) -> Dataset:
