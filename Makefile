@@ -14,7 +14,7 @@ STAMP := $(VENV)/.dnolab-installed
 TORCH_CPU ?= torch==2.13.0
 # e.g. PIP_TORCH_ARGS="--index-url https://download.pytorch.org/whl/cpu" on a laptop
 PIP_TORCH_ARGS ?=
-PYTEST_ARGS ?=
+PYTEST_ARGS ?= --durations=12  # the slowest tests, so the time a tier costs is visible in CI
 NB ?=
 NB_ARGS ?= $(if $(NB),--only $(NB),)
 export MPLBACKEND := Agg
@@ -64,7 +64,7 @@ run: $(STAMP) ## main job: execute every notebook in full mode, regenerate figur
 smoke: $(STAMP) ## execute every notebook in smoke mode (outputs in build/smoke/)
 	$(PY) -m dnolab.notebooks --smoke $(NB_ARGS)
 
-test: $(STAMP) ## lint, unit tests and every notebook in smoke mode
+test: $(STAMP) ## lint, unit tests, every notebook in smoke mode, notebooks 01-04 in full mode
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -m "not slow and not gpu and not hub" $(PYTEST_ARGS)
 
