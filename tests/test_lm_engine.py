@@ -14,7 +14,14 @@ from lm_helpers import save_toy_policy
 from dnolab.lm.config import TrainingConfig, from_dict
 from dnolab.lm.data import load_causal_lm, load_tokenizer
 from dnolab.lm.errors import InvalidJudgmentsError
-from dnolab.lm.evaluation import best_iterate, head_to_head, table2_statistics, win_rate_vs_teacher
+from dnolab.lm.evaluation import (
+    best_iterate,
+    head_to_head,
+    mean_interval,
+    table2_statistics,
+    win_rate_vs_teacher,
+    win_rates_vs_teacher_per_prompt,
+)
 from dnolab.lm.loop import run_dno
 from dnolab.lm.rundir import RunDir
 from dnolab.lm.toy import ToyTask
@@ -68,6 +75,21 @@ def test_win_rate_and_head_to_head_by_hand_with_invalid_verdicts():
     # 1 of 4 verdicts invalid is fine at max_invalid_share 0.5; 3 of 4 is not
     with pytest.raises(InvalidJudgmentsError, match=r"could not decide 3 of 4 comparisons"):
         win_rate_vs_teacher(judge, prompts, {0: ["d", "e"], 1: ["d", "c"]}, ["g", "g"])
+
+
+def test_paired_change_in_win_rate_is_measured_prompt_by_prompt():
+    # two iterates on the same three prompts; the second is better on each by 0.1
+    judge = TableJudge({("a0", "g"): 0.1, ("a1", "g"): 0.5, ("a2", "g"): 0.9,
+                        ("b0", "g"): 0.2, ("b1", "g"): 0.6, ("b2", "g"): 1.0})
+    prompts, gold = ["x", "y", "z"], ["g"] * 3
+    before = win_rates_vs_teacher_per_prompt(judge, prompts, {i: [f"a{i}"] for i in range(3)}, gold)
+    after = win_rates_vs_teacher_per_prompt(judge, prompts, {i: [f"b{i}"] for i in range(3)}, gold)
+    np.testing.assert_allclose(before, [0.1, 0.5, 0.9])
+    change = mean_interval(after - before)
+    assert change["mean"] == pytest.approx(0.1) and change["ci95"] == pytest.approx(0.0, abs=1e-12)
+    # unpaired, the two means' intervals (±0.45 each) overlap although every prompt improved
+    wr_before = win_rate_vs_teacher(judge, prompts, {i: [f"a{i}"] for i in range(3)}, gold)
+    assert wr_before["mean"] == pytest.approx(0.5) and wr_before["ci95"] > 0.4
 
 
 def test_best_iterate_is_the_first_highest_validation_win_rate():

@@ -65,11 +65,21 @@ def _judge_per_prompt(judge, prompts, samples: dict[int, list[str]], opponents: 
     return out
 
 
+def win_rates_vs_teacher_per_prompt(judge, prompts: list[str], samples: dict[int, list[str]], gold: list[str],
+                                    finished=None, max_invalid_share: float = 0.5,
+                                    what: str = "win rate vs teacher") -> np.ndarray:
+    """Per prompt (sorted keys of ``samples``): mean P(sample ≻ the gold answer, which ended).
+    Two iterates answered the same evaluation prompts, so their difference is best measured paired,
+    prompt by prompt: ``mean_interval(after − before)`` is much tighter than two means' intervals."""
+    return _judge_per_prompt(judge, prompts, samples, {k: [gold[k]] for k in samples},
+                             finished, None, max_invalid_share, what)
+
+
 def win_rate_vs_teacher(judge, prompts: list[str], samples: dict[int, list[str]], gold: list[str],
                         finished=None, max_invalid_share: float = 0.5, what: str = "win rate vs teacher") -> dict:
     """P(π ≻ teacher): each sample judged against the prompt's gold answer (which ended)."""
-    return mean_interval(_judge_per_prompt(judge, prompts, samples, {k: [gold[k]] for k in samples},
-                                           finished, None, max_invalid_share, what))
+    return mean_interval(win_rates_vs_teacher_per_prompt(judge, prompts, samples, gold, finished,
+                                                         max_invalid_share, what))
 
 
 def head_to_head(judge, prompts: list[str], new: dict[int, list[str]], old: dict[int, list[str]],
