@@ -64,18 +64,20 @@ def _timed(fn) -> float:
     return time.perf_counter() - start
 
 
-def plain_generate(model, tok, prompts: list[str]) -> tuple[float, int]:
-    """The reference: one ``model.generate`` call per batch, nothing else."""
+def plain_generate(model, tok, prompts: list[str], k: int = K, new_tokens: int = NEW_TOKENS,
+                   batch_size: int = SAMPLE_BATCH) -> tuple[float, int]:
+    """The reference: one ``model.generate`` call per batch, nothing else; (seconds, new tokens)."""
+    device = next(model.parameters()).device
     tokens, start = 0, time.perf_counter()
-    for i in range(0, len(prompts), SAMPLE_BATCH):
-        batch = [encode_prompt(tok, p, chat=True) for p in prompts[i:i + SAMPLE_BATCH]]
+    for i in range(0, len(prompts), batch_size):
+        batch = [encode_prompt(tok, p, chat=True) for p in prompts[i:i + batch_size]]
         width = max(map(len, batch))
-        ids = torch.tensor([[tok.pad_token_id] * (width - len(x)) + x for x in batch])
-        mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in batch])
+        ids = torch.tensor([[tok.pad_token_id] * (width - len(x)) + x for x in batch], device=device)
+        mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in batch], device=device)
         torch.manual_seed(i)
         with torch.no_grad():
             out = model.generate(input_ids=ids, attention_mask=mask, do_sample=True, temperature=0.8, top_k=0,
-                                 max_new_tokens=NEW_TOKENS, num_return_sequences=K, pad_token_id=tok.pad_token_id)
+                                 max_new_tokens=new_tokens, num_return_sequences=k, pad_token_id=tok.pad_token_id)
         tokens += int((out[:, width:] != tok.pad_token_id).sum())
     return time.perf_counter() - start, tokens
 
@@ -85,7 +87,8 @@ def pairs_from(prompts, gold, samples) -> Dataset:
     return Dataset.from_list((rows * (N_PAIRS // len(rows) + 1))[:N_PAIRS])
 
 
-def time_trl(path: str, pairs: Dataset, out: str) -> list[float]:
+def time_trl(path: str, pairs: Dataset, out: str, cuda: bool = False) -> list[float]:
+    """TRL's DPOTrainer: median-ready step times after the warm-up (bf16 on a GPU, fp32 on a CPU)."""
     from trl import DPOConfig, DPOTrainer
 
     model, tok = load_causal_lm(path), load_tokenizer(path, pad_with_eos=True)
@@ -94,7 +97,7 @@ def time_trl(path: str, pairs: Dataset, out: str) -> list[float]:
                                           "rejected": [{"role": "assistant", "content": r["rejected"]}]})
     args = DPOConfig(output_dir=out, beta=0.1, loss_type=["sigmoid"], precompute_ref_log_probs=True,
                      per_device_train_batch_size=BATCH, max_steps=STEPS, learning_rate=1e-5,
-                     lr_scheduler_type="constant", bf16=False, use_cpu=True, report_to="none",
+                     lr_scheduler_type="constant", bf16=cuda, use_cpu=not cuda, report_to="none",
                      activation_checkpointing=False, logging_steps=1, save_strategy="no", max_length=256,
                      disable_tqdm=True, seed=0, dataloader_num_workers=0)
     timer = StepTimer()
@@ -103,8 +106,10 @@ def time_trl(path: str, pairs: Dataset, out: str) -> list[float]:
     return timer.times[WARMUP:]
 
 
-def time_dnolab(path: str, pairs: Dataset, out: str) -> tuple[list[float], int]:
-    model, tok = load_causal_lm(path), load_tokenizer(path, pad_with_eos=True)
+def time_dnolab(path: str, pairs: Dataset, out: str, cuda: bool = False) -> tuple[list[float], int]:
+    """dnolab's DNOTrainer on the same pairs (the same precision as ``time_trl``)."""
+    model = load_causal_lm(path, device="cuda" if cuda else None)
+    tok = load_tokenizer(path, pad_with_eos=True)
     data = add_reference_logps(model, tokenize_pairs(pairs, tok, chat=True), tok, batch_size=16)
     timer = StepTimer()
     config = TrainingConfig(beta=0.1, batch_size=BATCH, learning_rate=1e-5, epochs=STEPS * BATCH / len(data))
