@@ -33,6 +33,7 @@ def test_round_trip_and_overrides(tmp_path):
     ({"samples_per_prompt": 1}, r"samples_per_prompt \(K\) must be >= 2"),
     ({"training": {"beta": 0}}, r"training.beta must be > 0"),
     ({"training": {"beta": -1.0}}, r"training.beta must be > 0"),
+    ({"training": {"lora_rank": -4}}, r"training.lora_rank must be >= 0 \(0: full fine-tuning\)"),
     ({"judge": {"kind": "gpt"}}, "judge.kind must be one of"),
     ({"judge": {"kind": "reward-model"}}, "needs judge.name_or_path"),
     ({"reference": "sft"}, "reference must be"),

@@ -122,6 +122,29 @@ def test_matches_trl_dpo_trainer_loss_and_gradients(tmp_path):
         assert mine["ref_rejected_logps"] == pytest.approx(r["ref_rejected_logps"], abs=1e-5)
 
 
+def test_lora_step_changes_each_linear_layer_by_a_rank_r_update_and_merges_back(tmp_path):
+    """training.lora_rank = 4: the step starts at π_t (B = 0, loss log 2), moves each linear
+    layer's weight by at most a rank-4 matrix (B·A), leaves embeddings and norms alone, and
+    returns a plain model of the same class and parameter names (the adapters merged in)."""
+    from dnolab.lm.trainer import TrainingConfig, train_on_pairs
+
+    policy_dir = save_toy_policy(tmp_path / "pi_t")
+    tok, model = load_tokenizer(str(policy_dir)), load_causal_lm(str(policy_dir))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    data = add_reference_logps(model, tokenize_pairs(_pairs(64), tok, chat=False), tok)
+    config = TrainingConfig(beta=0.5, batch_size=16, learning_rate=1e-2, lora_rank=4)
+    trained, steps = train_on_pairs(model, tok, data, config, str(tmp_path / "out"), seed=0)
+    after = trained.state_dict()
+    assert type(trained) is type(load_causal_lm(str(policy_dir))) and set(after) == set(before)
+    assert steps[0]["loss"] == pytest.approx(math.log(2), abs=1e-6) and steps[-1]["loss"] < math.log(2)
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed and all(k.endswith("proj.weight") for k in changed), sorted(changed)
+    assert {k.split(".")[-2] for k in changed} == {"q_proj", "k_proj", "v_proj", "o_proj",
+                                                    "gate_proj", "up_proj", "down_proj"}
+    for k in changed:
+        assert torch.linalg.matrix_rank(after[k] - before[k], rtol=1e-4) <= 4, k
+
+
 def test_first_training_step_loss_is_log_two(tmp_path):
     from dnolab.lm.trainer import TrainingConfig, train_on_pairs
 

@@ -161,6 +161,10 @@ class TrainingConfig:
     weight_decay: float = 0.0
     bf16: str | bool = "auto"  # auto: bf16 where the GPU supports it
     reference_batch_size: int = 256
+    # 0: full fine-tuning. > 0: LoRA adapters of this rank on every linear layer (peft), merged
+    # into the weights at the end of the step, so that π_{t+1} is an ordinary model again.
+    lora_rank: int = 0
+    lora_alpha: float = 16.0
     # dno: BCE(β·Δ, target) (eq. 8 / eq. 13); sppo: SPPO's squared loss toward the win
     # rates of chosen and rejected (Wu et al. 2024), η = 1/β; sft: NLL of the chosen answer.
     loss: str = "dno"
@@ -176,6 +180,9 @@ class TrainingConfig:
             raise ConfigError("training.batch_size and gradient_accumulation_steps must be >= 1")
         if not self.epochs > 0:
             raise ConfigError(f"training.epochs must be > 0, got {self.epochs}")
+        if self.lora_rank < 0 or not self.lora_alpha > 0:
+            raise ConfigError(f"training.lora_rank must be >= 0 (0: full fine-tuning) and lora_alpha > 0, got "
+                              f"{self.lora_rank} and {self.lora_alpha}")
         if self.bf16 not in (True, False, "auto"):
             raise ConfigError(f"training.bf16 must be true, false or 'auto', got {self.bf16!r}")
 

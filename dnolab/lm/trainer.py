@@ -288,6 +288,8 @@ def train_on_pairs(model, tokenizer, pairs, config: TrainingConfig, output_dir: 
     optional = ["target"] + (["chosen_score", "rejected_score"] if config.loss == "sppo" else [])
     keep = [*sorted(needed), *(c for c in optional if c in pairs.column_names)]
     args = training_arguments(config, output_dir, seed, len(pairs), world_size, use_cpu, show_progress)
+    if config.lora_rank:
+        model = with_lora(model, config.lora_rank, config.lora_alpha)
     recorder = StepRecorder()
     trainer = DNOTrainer(model=model, args=args, beta=config.beta, loss=config.loss,
                          train_dataset=pairs.select_columns(keep),
@@ -295,4 +297,17 @@ def train_on_pairs(model, tokenizer, pairs, config: TrainingConfig, output_dir: 
                          callbacks=[recorder, *(callbacks or [])])
     quiet_trainer(trainer, show_progress, desc="training")
     trainer.train()
-    return trainer.model, recorder.steps
+    model = trainer.model
+    if config.lora_rank:
+        model = model.merge_and_unload()  # W + (α/r)·B·A: the next iterate is a plain model
+    return model, recorder.steps
+
+
+def with_lora(model, rank: int, alpha: float):
+    """The model with trainable LoRA adapters (Hu et al. 2021, arXiv:2106.09685) on every linear
+    layer but the output head, everything else frozen: W·x + (α/r)·B·A·x, B = 0 at the start, so
+    the first step starts exactly at π_t."""
+    from peft import LoraConfig, get_peft_model
+
+    return get_peft_model(model, LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=0.0,
+                                            target_modules="all-linear", task_type="CAUSAL_LM"))
