@@ -106,13 +106,15 @@ def time_trl(path: str, pairs: Dataset, out: str, cuda: bool = False) -> list[fl
     return timer.times[WARMUP:]
 
 
-def time_dnolab(path: str, pairs: Dataset, out: str, cuda: bool = False) -> tuple[list[float], int]:
-    """dnolab's DNOTrainer on the same pairs (the same precision as ``time_trl``)."""
+def time_dnolab(path: str, pairs: Dataset, out: str, cuda: bool = False, lora_rank: int = 0) -> tuple[list[float], int]:
+    """dnolab's DNOTrainer on the same pairs (the same precision as ``time_trl``; LoRA adapters
+    of ``lora_rank`` if > 0)."""
     model = load_causal_lm(path, device="cuda" if cuda else None)
     tok = load_tokenizer(path, pad_with_eos=True)
     data = add_reference_logps(model, tokenize_pairs(pairs, tok, chat=True), tok, batch_size=16)
     timer = StepTimer()
-    config = TrainingConfig(beta=0.1, batch_size=BATCH, learning_rate=1e-5, epochs=STEPS * BATCH / len(data))
+    config = TrainingConfig(beta=0.1, batch_size=BATCH, learning_rate=1e-5, epochs=STEPS * BATCH / len(data),
+                            lora_rank=lora_rank, lora_alpha=2.0 * max(lora_rank, 1))
     train_on_pairs(model, tok, data, config, out, seed=0, callbacks=[timer])
     tokens = sum(len(r["prompt_ids"]) * 2 + len(r["chosen_ids"]) + len(r["rejected_ids"]) for r in data)
     return timer.times[WARMUP:], tokens // len(data) * BATCH
