@@ -15,7 +15,10 @@ Written to ``benchmarks/results/gpu.md`` with the GPU named. On this project's C
     python benchmarks/bench_gpu.py --prepare   # copies the tokenizer to build/gpu_check/tokenizer
     python benchmarks/bench_gpu.py --tiny --out /tmp/gpu.md   # the same code, a 2-layer model, CPU
 
-and on the GPU machine (carry ``build/gpu_check``)::
+and on the GPU machine (carry ``build/gpu_check``; that machine has no network, so first check
+with ``pip list`` that it has torch with CUDA, transformers, trl, datasets, accelerate, peft and
+pyspellchecker, and carry wheels, downloaded here with ``pip download --no-deps``, for any it
+lacks)::
 
     python benchmarks/bench_gpu.py
 """

@@ -88,7 +88,7 @@ def pairs_from(prompts, gold, samples) -> Dataset:
 
 
 def time_trl(path: str, pairs: Dataset, out: str, cuda: bool = False) -> list[float]:
-    """TRL's DPOTrainer: median-ready step times after the warm-up (bf16 on a GPU, fp32 on a CPU)."""
+    """TRL's DPOTrainer: its step times after the warm-up steps (bf16 on a GPU, fp32 on a CPU)."""
     from trl import DPOConfig, DPOTrainer
 
     model, tok = load_causal_lm(path), load_tokenizer(path, pad_with_eos=True)
