@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from conftest import ROOT
 from lm_helpers import (
     save_tiny_chat_model,
@@ -133,6 +134,20 @@ def test_config_change_on_rerun_is_refused(tmp_path, toy_policy):
                                                             "beta": 0.5}), show_progress=False)
     # only `iterations` may change: extending a finished run continues it
     summary = run_dno(tiny_config(tmp_path, toy_policy, iterations=2), show_progress=False)
+    assert summary["iterations_done"] == 2
+
+
+def test_a_changed_judge_object_on_rerun_is_refused(tmp_path, toy_policy):
+    """A judge passed in code is not in the config; the run folder records its settings."""
+    from dnolab.lm.toy import ToyJudge
+
+    config = tiny_config(tmp_path, toy_policy)
+    run_dno(config, show_progress=False, judge=ToyJudge(cycle_weight=2.0))
+    stored = yaml.safe_load((config.run_dir() / "judges.yaml").read_text())
+    assert stored["train"]["class"] == "dnolab.lm.toy.ToyJudge" and stored["train"]["cycle_weight"] == 2.0
+    with pytest.raises(ConfigError, match=r"different judges \(train.cycle_weight: 2.0 -> 1.0\)"):
+        run_dno(config, show_progress=False, judge=ToyJudge(cycle_weight=1.0))
+    summary = run_dno(config.replace(iterations=2), show_progress=False, judge=ToyJudge(cycle_weight=2.0))
     assert summary["iterations_done"] == 2
 
 

@@ -22,6 +22,7 @@ K + 1 candidates). TRL no longer ships judges (removed in TRL 1.1), so this inte
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import re
@@ -67,6 +68,33 @@ def preferences(judge, prompts, first, second, first_finished=None, second_finis
     else:
         p = judge.preference(list(prompts), list(first), list(second))
     return check_preferences(p, judge_name(judge))
+
+
+def describe_judge(judge) -> dict:
+    """What a run folder records about a judge, so that resuming a run under a changed judge is
+    an error rather than a silent mix: its class, name and, for a dataclass, every setting
+    (a model or tokenizer by its ``name_or_path``)."""
+    cls = type(judge)
+    out = {"class": f"{cls.__module__}.{cls.__qualname__}", "name": judge_name(judge)}
+    if dataclasses.is_dataclass(judge):
+        for f in dataclasses.fields(judge):
+            if f.init and f.name != "name":
+                out[f.name] = _plain(getattr(judge, f.name))
+    return out
+
+
+def _plain(value):
+    """A setting as YAML-safe plain data."""
+    if value is None or isinstance(value, str | bool | int | float):
+        return value
+    if isinstance(value, np.generic | np.ndarray):
+        return value.tolist()
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    path = getattr(value, "name_or_path", None) or getattr(getattr(value, "config", None), "_name_or_path", None)
+    return str(path) if path else type(value).__name__
 
 
 def win_matrix_from_scores(scores: np.ndarray, kind: str = "hard") -> np.ndarray:

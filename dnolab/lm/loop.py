@@ -34,7 +34,7 @@ from .data import (
 from .distributed import exists_everywhere, process_state
 from .errors import ConfigError, CorruptRunError, DNOInputError, InvalidJudgmentsError
 from .evaluation import best_iterate, evaluate_iterate, headline, table2_statistics
-from .judges import invalid_share, judge_sharded
+from .judges import describe_judge, invalid_share, judge_sharded
 from .pairs import EMPTY_PAIR, count_types, pair_rows, with_replay
 from .reward_model import reward_model_ranker
 from .rundir import JUDGMENTS, PAIRS, SAMPLES, RunDir, load_rows, save_pretrained_atomic, save_rows
@@ -63,6 +63,8 @@ class DNORun:
         self.world = make_world(config, device=self.state.device, judge=judge)
         heldout = self.world.heldout_judges(self.state.device) if heldout_judges is None else dict(heldout_judges)
         self.judges = {"train": self.world.judge, **heldout}
+        self.rundir.check_judges({label: describe_judge(j) for label, j in self.judges.items()}, self.is_main)
+        self.state.wait_for_everyone()
         if config.use_gold and self.world.prompt_pool(1, config.seed).gold is None:
             raise DNOInputError("use_gold: true but the prompt set has no gold answers")
         # evaluation and validation first: their prompts never depend on the number of iterations

@@ -3,6 +3,7 @@
 ::
 
     runs/<name>/config.yaml                      the config the run was started with
+    runs/<name>/judges.yaml                      the judges' classes and settings (training, held-out)
     runs/<name>/iter_00/policy/                  π₁ (the starting policy), eval_samples/, metrics.json
     runs/<name>/iter_NN/samples/, judgments/, pairs/     iteration NN's data (datasets)
     runs/<name>/iter_NN/policy/                  π_{NN+1}, train_log.json, eval_samples/, metrics.json
@@ -28,6 +29,7 @@ from ..utils import write_json
 from .errors import ConfigError, CorruptRunError
 
 METRICS, SUMMARY, CONFIG, TRAIN_LOG = "metrics.json", "summary.json", "config.yaml", "train_log.json"
+JUDGES = "judges.yaml"
 SAMPLES, JUDGMENTS, PAIRS, POLICY, EVAL_SAMPLES = "samples", "judgments", "pairs", "policy", "eval_samples"
 
 
@@ -153,6 +155,27 @@ class RunDir:
             tmp = stored_path.with_name(f".{CONFIG}.tmp")
             tmp.write_text(yaml.safe_dump(config_dict, sort_keys=False))
             os.replace(tmp, stored_path)
+
+    def check_judges(self, described: dict, is_main: bool) -> None:
+        """Record the judges (``describe_judge`` per label) or check them against the record.
+
+        The config names a judge's kind, not the settings of a judge object passed in code
+        (``run_dno(config, judge=PanelJudge(cut_penalty=1))``); without this record such a run
+        would resume under another judge and mix two judges' pairs. A folder started before the
+        record existed gets one now.
+        """
+        path = self.path / JUDGES
+        if path.exists():
+            stored = yaml.safe_load(path.read_text()) or {}
+            diff = config_diff(stored, described)
+            if diff:
+                raise ConfigError(
+                    f"{self.path} was judged by different judges ({'; '.join(diff[:5])}). "
+                    "Use another name, pass the same judges, or delete the folder to start over")
+        elif is_main:
+            tmp = path.with_name(f".{JUDGES}.tmp")
+            tmp.write_text(yaml.safe_dump(described, sort_keys=False))
+            os.replace(tmp, path)
 
     def eval_samples(self, t: int) -> dict[int, list[str]]:
         """Iterate t's responses to the evaluation prompts, ``{prompt index: [responses]}``."""
