@@ -34,6 +34,8 @@ def test_round_trip_and_overrides(tmp_path):
     ({"training": {"beta": 0}}, r"training.beta must be > 0"),
     ({"training": {"beta": -1.0}}, r"training.beta must be > 0"),
     ({"training": {"lora_rank": -4}}, r"training.lora_rank must be >= 0 \(0: full fine-tuning\)"),
+    ({"training": {"nll_weight": -0.1}}, r"training.nll_weight must be >= 0"),
+    ({"training": {"nll_weight": 0.5, "loss": "sppo"}}, r"nll_weight adds to the dno loss only"),
     ({"judge": {"kind": "gpt"}}, "judge.kind must be one of"),
     ({"judge": {"kind": "reward-model"}}, "needs judge.name_or_path"),
     ({"reference": "sft"}, "reference must be"),

@@ -70,8 +70,10 @@ def _pairs(n=12, seed=0):
     return Dataset.from_dict({"prompt": prompts, "chosen": chosen, "rejected": rejected})
 
 
-def test_matches_trl_dpo_trainer_loss_and_gradients(tmp_path):
-    """Hard targets: DNO's step equals TRL's sigmoid DPO loss with reference π_t, to 1e-5."""
+@pytest.mark.parametrize("nll_weight", [0.0, 0.5])
+def test_matches_trl_dpo_trainer_loss_and_gradients(tmp_path, nll_weight):
+    """Hard targets: DNO's step equals TRL's sigmoid DPO loss with reference π_t, to 1e-5; with
+    an NLL term (RPO), TRL's sigmoid + sft losses weighted 1 and ``nll_weight``."""
     from trl import DPOConfig, DPOTrainer
 
     policy_dir = save_toy_policy(tmp_path / "pi_t")
@@ -86,7 +88,9 @@ def test_matches_trl_dpo_trainer_loss_and_gradients(tmp_path):
     pairs = _pairs()
 
     # TRL: reference log-probs precomputed from a frozen copy of π_t
-    args = DPOConfig(output_dir=str(tmp_path / "trl"), beta=beta, loss_type=["sigmoid"],
+    losses = {"loss_type": ["sigmoid", "sft"], "loss_weights": [1.0, nll_weight]} if nll_weight else {
+        "loss_type": ["sigmoid"]}
+    args = DPOConfig(output_dir=str(tmp_path / "trl"), beta=beta, **losses,
                      precompute_ref_log_probs=True, per_device_train_batch_size=len(pairs),
                      bf16=False, use_cpu=True, report_to="none", activation_checkpointing=False,
                      max_length=64, seed=0)
@@ -102,14 +106,15 @@ def test_matches_trl_dpo_trainer_loss_and_gradients(tmp_path):
     ours = add_reference_logps(reference, tokenize_pairs(pairs, tok, chat=False), tok)
     rows = ours.select_columns(["prompt_ids", "chosen_ids", "rejected_ids", "ref_chosen_logps",
                                 "ref_rejected_logps"]).to_list()
-    ours_loss, _, _ = dno_batch_loss(our_model, PreferenceCollator(tok.pad_token_id)(rows), beta)
+    ours_loss, _, _ = dno_batch_loss(our_model, PreferenceCollator(tok.pad_token_id)(rows), beta,
+                                     nll_weight=nll_weight)
     ours_loss.backward()
     assert ours_loss.item() == pytest.approx(trl_loss.item(), abs=1e-5)
     for name, p in our_model.named_parameters():
         torch.testing.assert_close(p.grad, trl_grads[name], atol=1e-5, rtol=1e-4, msg=name)
     # and TRL's own right-padded batch through our loss (the full-logits path) gives the same
     our_model.zero_grad()
-    again, _, _ = dno_batch_loss(our_model, dict(batch), beta)
+    again, _, _ = dno_batch_loss(our_model, dict(batch), beta, nll_weight=nll_weight)
     assert again.item() == pytest.approx(trl_loss.item(), abs=1e-5)
 
     # our tokenisation and our reference log-probs agree with TRL's for the same rows

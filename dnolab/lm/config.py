@@ -168,12 +168,20 @@ class TrainingConfig:
     # dno: BCE(β·Δ, target) (eq. 8 / eq. 13); sppo: SPPO's squared loss toward the win
     # rates of chosen and rejected (Wu et al. 2024), η = 1/β; sft: NLL of the chosen answer.
     loss: str = "dno"
+    # > 0: adds nll_weight × the chosen answers' per-token NLL to the dno loss (RPO, Pang et al.
+    # 2024, arXiv:2404.19733; TRL: loss_type ["sigmoid", "sft"], loss_weights [1, nll_weight]).
+    # The DNO paper lists an undefined "alpha = 0.005" among its settings; this may be it.
+    nll_weight: float = 0.0
 
     def __post_init__(self):
         if self.loss not in LOSSES:
             raise ConfigError(f"training.loss must be one of {list(LOSSES)}, got {self.loss!r}")
         if not self.beta > 0:
             raise ConfigError(f"training.beta must be > 0 (it is DNO's η), got {self.beta}")
+        if not self.nll_weight >= 0:
+            raise ConfigError(f"training.nll_weight must be >= 0 (0: no NLL term), got {self.nll_weight}")
+        if self.nll_weight and self.loss != "dno":
+            raise ConfigError(f"training.nll_weight adds to the dno loss only; training.loss is {self.loss!r}")
         if not self.learning_rate > 0:
             raise ConfigError(f"training.learning_rate must be > 0, got {self.learning_rate}")
         if self.batch_size < 1 or self.gradient_accumulation_steps < 1:

@@ -192,18 +192,21 @@ class StepRecorder(TrainerCallback):
             self.steps.append({k: float(logs[k]) for k in STEP_KEYS if k in logs})
 
 
-def dno_batch_loss(model, inputs: dict, beta: float, loss: str = "dno"):
-    """Mean loss of a collated batch ([chosen; rejected] rows) and the policy's log-probs."""
+def dno_batch_loss(model, inputs: dict, beta: float, loss: str = "dno", nll_weight: float = 0.0):
+    """Mean loss of a collated batch ([chosen; rejected] rows) and the policy's log-probs;
+    ``nll_weight`` > 0 adds that multiple of the chosen answers' NLL per token (RPO)."""
     chosen, rejected = completion_logps(model, inputs).chunk(2)
+    chosen_tokens = inputs["completion_mask"][:, 1:].sum(dim=1).chunk(2)[0]
     if loss == "sft":  # per-token NLL of the chosen (gold) answer
-        n_tokens = inputs["completion_mask"][:, 1:].sum(dim=1).chunk(2)[0].clamp(min=1)
-        return (-chosen / n_tokens).mean(), chosen, rejected
+        return (-chosen / chosen_tokens.clamp(min=1)).mean(), chosen, rejected
     if loss == "sppo":
         losses = sppo_loss(chosen, rejected, inputs["ref_chosen_logps"], inputs["ref_rejected_logps"],
                            inputs["chosen_score"], inputs["rejected_score"], beta)
         return losses.mean(), chosen, rejected
     target = inputs.get("target", 1.0)
     losses = dno_loss(chosen, rejected, inputs["ref_chosen_logps"], inputs["ref_rejected_logps"], beta, target)
+    if nll_weight:  # over the batch's chosen tokens, as TRL's "sft" loss term
+        return losses.mean() - nll_weight * chosen.sum() / chosen_tokens.sum().clamp(min=1), chosen, rejected
     return losses.mean(), chosen, rejected
 
 
@@ -213,15 +216,15 @@ class DNOTrainer(Trainer):
     # compute_loss returns a per-batch mean, so the Trainer must divide by the accumulation steps.
     loss_is_scaled_for_ga = False
 
-    def __init__(self, *args, beta: float, loss: str = "dno", **kwargs):
+    def __init__(self, *args, beta: float, loss: str = "dno", nll_weight: float = 0.0, **kwargs):
         if not beta > 0:
             raise ValueError(f"beta must be > 0, got {beta}")
-        self.beta, self.loss_type = beta, loss
+        self.beta, self.loss_type, self.nll_weight = beta, loss, nll_weight
         self._step_metrics: dict[str, list[float]] = {}
         super().__init__(*args, **kwargs)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        loss, chosen, rejected = dno_batch_loss(model, inputs, self.beta, self.loss_type)
+        loss, chosen, rejected = dno_batch_loss(model, inputs, self.beta, self.loss_type, self.nll_weight)
         if model.training:
             self._record(chosen.detach(), rejected.detach(), inputs)
         return (loss, {"chosen_logps": chosen, "rejected_logps": rejected}) if return_outputs else loss
@@ -292,7 +295,7 @@ def train_on_pairs(model, tokenizer, pairs, config: TrainingConfig, output_dir: 
         model = with_lora(model, config.lora_rank, config.lora_alpha)
     recorder = StepRecorder()
     trainer = DNOTrainer(model=model, args=args, beta=config.beta, loss=config.loss,
-                         train_dataset=pairs.select_columns(keep),
+                         nll_weight=config.nll_weight, train_dataset=pairs.select_columns(keep),
                          data_collator=PreferenceCollator(pad_token_id=tokenizer.pad_token_id),
                          callbacks=[recorder, *(callbacks or [])])
     quiet_trainer(trainer, show_progress, desc="training")
