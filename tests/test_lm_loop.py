@@ -137,6 +137,21 @@ def test_config_change_on_rerun_is_refused(tmp_path, toy_policy):
     assert summary["iterations_done"] == 2
 
 
+def test_a_run_started_before_a_new_option_resumes_at_its_default(tmp_path, toy_policy):
+    """A setting added to dnolab later is absent from an older run's config.yaml: at its default
+    the run resumes; set to anything else, it is refused."""
+    config = tiny_config(tmp_path, toy_policy)
+    run_dno(config, show_progress=False)
+    stored_path = config.run_dir() / "config.yaml"
+    stored = yaml.safe_load(stored_path.read_text())
+    del stored["training"]["nll_weight"], stored["training"]["lora_rank"]
+    stored_path.write_text(yaml.safe_dump(stored, sort_keys=False))
+    with pytest.raises(ConfigError, match=r"different config \(training.nll_weight: None -> 0.5\)"):
+        run_dno(tiny_config(tmp_path, toy_policy, training={"batch_size": 8, "learning_rate": 1e-3,
+                                                            "nll_weight": 0.5}), show_progress=False)
+    assert run_dno(config.replace(iterations=2), show_progress=False)["iterations_done"] == 2
+
+
 def test_a_changed_judge_object_on_rerun_is_refused(tmp_path, toy_policy):
     """A judge passed in code is not in the config; the run folder records its settings."""
     from dnolab.lm.toy import ToyJudge

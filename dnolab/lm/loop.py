@@ -23,7 +23,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..utils import set_cpu_threads, threads_for_model
-from .config import DNOConfig
+from .config import DNOConfig, from_dict
 from .data import (
     check_prompt_lengths,
     completion_text,
@@ -58,7 +58,7 @@ class DNORun:
             set_cpu_threads()  # the default thread count makes small models many times slower
         self.is_main = self.state.is_main_process
         self.rundir = RunDir(config.run_dir())
-        self.rundir.prepare(config.to_dict(), self.is_main)
+        self.rundir.prepare(config.to_dict(), self.is_main, defaults=from_dict({}).to_dict())
         self.state.wait_for_everyone()
         self.world = make_world(config, device=self.state.device, judge=judge)
         heldout = self.world.heldout_judges(self.state.device) if heldout_judges is None else dict(heldout_judges)

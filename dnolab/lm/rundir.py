@@ -130,11 +130,13 @@ class RunDir:
             self.read_metrics(t)
         return done
 
-    def prepare(self, config_dict: dict, is_main: bool) -> None:
+    def prepare(self, config_dict: dict, is_main: bool, defaults: dict | None = None) -> None:
         """Create the run folder or check that an existing one was started with the same config.
 
         Only ``iterations`` may differ (to extend a finished run: the prompt partitions of the
-        earlier iterations, validation and evaluation do not depend on it).
+        earlier iterations, validation and evaluation do not depend on it). A setting the stored
+        config lacks (added to dnolab after the run started) counts as the same when the new
+        value is its default in ``defaults``: a new option's default keeps the old behaviour.
         """
         stored_path = self.path / CONFIG
         if stored_path.exists():
@@ -145,7 +147,7 @@ class RunDir:
                     f"{stored_path} is not valid YAML ({err}); delete {self.path} to start over") from None
             if not isinstance(stored, dict):
                 raise CorruptRunError(f"{stored_path} does not hold a config; delete {self.path} to start over")
-            diff = config_diff(stored, config_dict)
+            diff = config_diff(stored, config_dict, defaults=defaults)
             if diff:
                 raise ConfigError(
                     f"{self.path} was started with a different config ({'; '.join(diff[:5])}). "
@@ -205,15 +207,19 @@ class RunDir:
         return json.loads((self.path / SUMMARY).read_text())
 
 
-def config_diff(old: dict, new: dict, prefix: str = "") -> list[str]:
-    """``key: old -> new`` for every setting that differs, except the top-level ``iterations``."""
-    out = []
+def config_diff(old: dict, new: dict, prefix: str = "", defaults: dict | None = None) -> list[str]:
+    """``key: old -> new`` for every setting that differs, except the top-level ``iterations``
+    and a key ``old`` lacks whose new value is its value in ``defaults``."""
+    out, defaults = [], defaults or {}
     for key in sorted(set(old) | set(new)):
         if prefix == "" and key == "iterations":
             continue
         a, b = old.get(key), new.get(key)
+        if key not in old and key in defaults and b == defaults[key]:
+            continue
         if isinstance(a, dict) and isinstance(b, dict):
-            out += config_diff(a, b, f"{prefix}{key}.")
+            sub = defaults.get(key)
+            out += config_diff(a, b, f"{prefix}{key}.", sub if isinstance(sub, dict) else None)
         elif a != b:
             out.append(f"{prefix}{key}: {a!r} -> {b!r}")
     return out
