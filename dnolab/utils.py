@@ -121,18 +121,22 @@ def get_device(prefer: str | None = None, verbose: bool = True):
     return device
 
 
-def _to_jsonable(value):
+def to_plain(value, other=None):
+    """Nested dicts, lists, tuples and NumPy values as plain Python data, NaN/inf as ``None``
+    (what JSON and YAML files can hold); ``other`` maps any remaining object (default: kept)."""
     if isinstance(value, dict):
-        return {str(k): _to_jsonable(v) for k, v in value.items()}
+        return {str(k): to_plain(v, other) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_to_jsonable(v) for v in value]
+        return [to_plain(v, other) for v in value]
     if isinstance(value, np.ndarray):
-        return _to_jsonable(value.tolist())
+        return to_plain(value.tolist(), other)
     if isinstance(value, np.generic):
-        return _to_jsonable(value.item())
+        return to_plain(value.item(), other)
     if isinstance(value, float) and not np.isfinite(value):
         return None
-    return value
+    if other is None or value is None or isinstance(value, (str, bool, int, float)):
+        return value
+    return other(value)
 
 
 def write_json(path: str | os.PathLike, data) -> Path:
@@ -144,7 +148,7 @@ def write_json(path: str | os.PathLike, data) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(_to_jsonable(data), indent=2, sort_keys=True, allow_nan=False) + "\n")
+    tmp.write_text(json.dumps(to_plain(data), indent=2, sort_keys=True, allow_nan=False) + "\n")
     os.replace(tmp, path)
     return path
 

@@ -33,6 +33,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ..utils import to_plain
 from .errors import DNOInputError
 
 
@@ -79,20 +80,12 @@ def describe_judge(judge) -> dict:
     if dataclasses.is_dataclass(judge):
         for f in dataclasses.fields(judge):
             if f.init and f.name != "name":
-                out[f.name] = _plain(getattr(judge, f.name))
+                out[f.name] = to_plain(getattr(judge, f.name), other=_model_name)
     return out
 
 
-def _plain(value):
-    """A setting as YAML-safe plain data."""
-    if value is None or isinstance(value, str | bool | int | float):
-        return value
-    if isinstance(value, np.generic | np.ndarray):
-        return value.tolist()
-    if isinstance(value, tuple | list):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
+def _model_name(value) -> str:
+    """A model or tokenizer setting by its ``name_or_path``; any other object by its class."""
     path = getattr(value, "name_or_path", None) or getattr(getattr(value, "config", None), "_name_or_path", None)
     return str(path) if path else type(value).__name__
 
