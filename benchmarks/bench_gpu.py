@@ -37,7 +37,7 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch
-from bench_real_model import pairs_from, plain_generate, time_dnolab, time_trl
+from bench_real_model import pairs_from, sampling_times, time_dnolab, time_trl
 
 from dnolab.lm.config import SamplingConfig, load_config
 from dnolab.lm.data import load_tokenizer
@@ -105,11 +105,8 @@ def sampling_rates(model, tok, prompts: list[str], k: int, new_tokens: int, batc
     limit), and the sampler's answers."""
     cfg = SamplingConfig(temperature=0.8, max_new_tokens=new_tokens, batch_size=batch)
     sample_responses(model, tok, prompts[:batch], 1, cfg, seed=1, chat=True, show_progress=False)  # warm-up
-    start = time.perf_counter()
-    texts = sample_responses(model, tok, prompts, k, cfg, seed=0, chat=True, show_progress=False)
-    ours = len(prompts) * k / (time.perf_counter() - start)
-    seconds, _ = plain_generate(model, tok, prompts, k, new_tokens, batch)
-    return ours, len(prompts) * k / seconds, [texts[i] for i in range(len(prompts))]
+    (ours,), ((plain, _),), texts = sampling_times(model, tok, prompts, k, new_tokens, batch, repeats=1)
+    return len(prompts) * k / ours, len(prompts) * k / plain, [texts[i] for i in range(len(prompts))]
 
 
 def main() -> None:

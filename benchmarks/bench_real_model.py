@@ -82,6 +82,20 @@ def plain_generate(model, tok, prompts: list[str], k: int = K, new_tokens: int =
     return time.perf_counter() - start, tokens
 
 
+def sampling_times(model, tok, prompts: list[str], k: int = K, new_tokens: int = NEW_TOKENS,
+                   batch_size: int = SAMPLE_BATCH, repeats: int = REPEATS):
+    """dnolab's sampler and the plain loop on the same prompts, K and limit, alternating so that
+    other load on the machine falls on both: (our seconds, plain (seconds, new tokens), our answers)."""
+    cfg = SamplingConfig(temperature=0.8, max_new_tokens=new_tokens, batch_size=batch_size)
+    ours_s, plain_s = [], []
+    for r in range(repeats):
+        plain_s.append(plain_generate(model, tok, prompts, k, new_tokens, batch_size))
+        start = time.perf_counter()
+        texts = sample_responses(model, tok, prompts, k, cfg, seed=r, chat=True, show_progress=False)
+        ours_s.append(time.perf_counter() - start)
+    return ours_s, plain_s, texts
+
+
 def pairs_from(prompts, gold, samples) -> Dataset:
     rows = [{"prompt": p, "chosen": g, "rejected": s[0]} for p, g, s in zip(prompts, gold, samples, strict=True)]
     return Dataset.from_list((rows * (N_PAIRS // len(rows) + 1))[:N_PAIRS])
@@ -147,13 +161,7 @@ def main() -> None:
         prompts, gold = [r["prompt"] for r in table], [r["gold"] for r in table]
 
         # 2. sampling
-        cfg = SamplingConfig(temperature=0.8, max_new_tokens=NEW_TOKENS, batch_size=SAMPLE_BATCH)
-        ours_s, plain_s = [], []
-        for r in range(REPEATS):
-            plain_s.append(plain_generate(model, tok, prompts))
-            start = time.perf_counter()
-            texts = sample_responses(model, tok, prompts, K, cfg, seed=r, chat=True, show_progress=False)
-            ours_s.append(time.perf_counter() - start)
+        ours_s, plain_s, texts = sampling_times(model, tok, prompts)
         prompt_tokens = sum(len(encode_prompt(tok, p, chat=True)) for p in prompts) * K
         plain_tokens = statistics.median(t for _, t in plain_s)
         ours_rate = N_PROMPTS * K / statistics.median(ours_s)
