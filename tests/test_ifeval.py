@@ -36,6 +36,7 @@ from dnolab.lm.ifeval import (
     win_matrix,
     words,
 )
+from dnolab.lm.ifeval.corrector import corrected_answer, correcting_teacher
 
 # (kind, value, answer, expected): at least one answer that meets and one that fails per kind.
 CASES = [
@@ -295,3 +296,67 @@ def test_response_metrics_on_a_hand_built_set():
     assert m["real_word_share"] == 1.0 and m["sense"] == 1.0
     assert math.isnan(response_metrics([trained], ["the moon."])["heldout_kinds_all_met"])
     assert PanelJudge().response_metrics(prompts, answers) == HeldoutJudge().response_metrics(prompts, answers)
+
+
+# --- the correcting teacher ----------------------------------------------------------------------
+
+TEA = "Write a short note about tea."
+
+
+@pytest.mark.parametrize(("constraint", "answer", "finished", "expected"), [
+    # capitals only; the unfinished last sentence of a cut answer is dropped
+    ("Write your entire answer in capital letters.", "Tea is a drink, loved by many. It comes from", False,
+     "TEA IS A DRINK, LOVED BY MANY."),
+    # commas removed, nothing else touched
+    ("Do not use any commas.", "Tea is a drink, loved by many. People brew it daily.", True,
+     "Tea is a drink loved by many. People brew it daily."),
+    # an answer that already meets its constraint is kept as it is
+    ("Do not use any commas.", "Tea is calm. People love it.", True, "Tea is calm. People love it."),
+    # the start word comes from a fixed opening sentence in front of the student's text
+    ('Start your answer with the word "Today".', "Tea is calm.", True,
+     "Today we take a quick look at tea. Tea is calm."),
+    # a word limit drops whole sentences from the end
+    ("Answer in at most 12 words.", "Tea is calm and warm. People in many lands brew it every single day.", True,
+     "Tea is calm and warm."),
+    # a list marker and a trailing colon do not survive; the sentences stay
+    ("Do not use any commas.", "Here is a note:\n1. Tea is old.\n2. Tea is green.", True,
+     "Here is a note. Tea is old. Tea is green."),
+])
+def test_the_correcting_teacher_changes_only_what_the_constraint_needs(constraint, answer, finished, expected):
+    assert corrected_answer(f"{TEA} {constraint}", answer, finished) == expected
+
+
+def test_corrections_of_titles_questions_and_bullets_keep_the_students_sentences():
+    title = corrected_answer(f"{TEA} Give your answer a title wrapped in double angle brackets, like <<title>>.",
+                             "Tea is calm.")
+    assert title.split("\n", 1)[1] == "Tea is calm." and title.startswith("<<") and "Tea" in title.split("\n")[0]
+    question = corrected_answer(f"{TEA} End your answer with a question mark.", "Tea is calm. It is old.")
+    assert question.startswith("Tea is calm. It is old. ") and question.endswith("?")
+    prompt = f'{TEA} Use exactly 3 bullet points, each on its own line starting with "* ".'
+    bullets = corrected_answer(prompt, "Tea is calm. It is old. It is green. It is hot.")
+    n = 3 + ("bullets" in lapses(prompt))  # the teacher's lapse: one bullet too many on half the prompts
+    assert bullets.split("\n") == [f"* {s}" for s in ["Tea is calm.", "It is old.", "It is green.", "It is hot."][:n]]
+
+
+def test_the_correcting_teacher_keeps_its_lapses_and_falls_back_to_the_template(table):
+    lower = next(row["prompt"] for row in table if row["kinds"] == ["lowercase"])
+    gold, corrected = correcting_teacher(lower, ["Tea Is Calm."], [True], "fallback")
+    assert corrected and gold == "Tea Is Calm."  # never lowercases: the student can beat it
+    quote = next(row["prompt"] for row in table if row["kinds"] == ["quotation"])
+    assert correcting_teacher(quote, ["Tea is calm."], [True], "fallback") == ("fallback", False)  # no rule for it
+
+
+def test_the_correcting_teacher_corrects_the_sample_that_meets_most(table):
+    prompt = f'{TEA} Do not use any commas. Include the word "history".'
+    answers = ["Tea, hot tea, is calm.", "Tea has a long history, and fans.", "The history of tea is long."]
+    assert correcting_teacher(prompt, answers, [True] * 3, "fallback") == ("The history of tea is long.", True)
+    rows = [row for row in table[:600] if not row["heldout"]]
+    cut = "Many people drink it, and some grow it at home. Its history goes back a long way, and the"
+    met = []
+    for row in rows:
+        gold, corrected = correcting_teacher(row["prompt"], [cut], [False], row["gold"])
+        ok = constraints_met(row["prompt"], gold)
+        failed = {c.kind for c, good in zip(parse_constraints(row["prompt"]), ok, strict=True) if not good}
+        assert failed <= lapses(row["prompt"]), (row, gold)
+        met.append(corrected)
+    assert np.mean(met) > 0.95  # a plain two-sentence answer can be corrected for nearly every prompt

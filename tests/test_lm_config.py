@@ -41,6 +41,8 @@ def test_round_trip_and_overrides(tmp_path):
     ({"reference": "sft"}, "reference must be"),
     ({"sampling": {"temperature": 0}}, "temperature must be > 0"),
     ({"pairs": {"mode": "random"}}, "pairs.mode"),
+    ({"prompts": {"source": "ifeval", "teacher": "gpt4"}}, r"prompts.teacher must be 'template' or 'corrector'"),
+    ({"prompts": {"teacher": "corrector"}}, r"prompts.teacher 'corrector' .* needs prompts.source 'ifeval'"),
     ({"name": "../escape"}, "plain folder name"),
     ({"training": 3}, "training must be a mapping"),
     ({"iterations": "abc"}, r"iterations must be an integer, got 'abc'"),

@@ -10,7 +10,7 @@ from dnolab.lm.config import load_config
 from dnolab.lm.data import check_prompt_lengths, encode_prompt, load_causal_lm, load_tokenizer
 from dnolab.lm.errors import DNOInputError
 from dnolab.lm.evaluation import mean_token_logps
-from dnolab.lm.ifeval import HELDOUT_KINDS, parse_constraints
+from dnolab.lm.ifeval import HELDOUT_KINDS, constraints_met, lapses, parse_constraints
 from dnolab.lm.losses import completion_logps, sequence_logps
 from dnolab.lm.trainer import PreferenceCollator
 
@@ -80,6 +80,29 @@ def test_the_ifeval_world_keeps_held_out_constraint_kinds_out_of_training(tmp_pa
             assert not any(kinds(p) & set(HELDOUT_KINDS) for p in part.prompts), name
     every = [p for part in run.parts.values() for p in part.prompts]
     assert len(every) == len(set(every))  # disjoint
+
+
+@pytest.mark.parametrize("teacher", ["template", "corrector"])
+def test_the_loop_takes_its_gold_answers_from_the_configured_teacher(tmp_path, monkeypatch, teacher):
+    import dnolab.lm.loop as loop
+
+    config = load_config("smollm2_ifeval", {"output_dir": str(tmp_path), "prompts.teacher": teacher})
+    run = loop.DNORun(config, show_progress=False)  # loads no model
+    part = run.parts["iter_01"]
+    answer = "Many people drink it, and some grow it at home. Its history goes back a long way, and the"
+    monkeypatch.setattr(loop, "sample_sharded", lambda _m, _t, prompts, k, *a, **kw: (
+        [[answer] * k for _ in prompts], [[False] * k for _ in prompts]))
+    rows = run.sample(None, None, part, 1)
+    gold = [r["gold"] for r in rows]
+    if teacher == "template":
+        assert gold == part.gold
+        return
+    kept = [g for g in gold if "Many people drink it" in g or "MANY PEOPLE DRINK IT" in g]
+    assert len(kept) > 0.9 * len(gold)  # the student's words, corrected
+    for row in rows:
+        ok = constraints_met(row["prompt"], row["gold"])
+        failed = {c.kind for c, good in zip(parse_constraints(row["prompt"]), ok, strict=True) if not good}
+        assert failed <= lapses(row["prompt"]) and "and the" not in row["gold"]  # the cut tail is gone
 
 
 def test_a_prompt_longer_than_the_real_models_context_is_refused():

@@ -50,6 +50,17 @@ class PromptsSection:
     prompt_column: str = "prompt"
     gold_column: str | None = None
     limit: int | None = None
+    # ifeval only: who writes the gold answer. template = a fixed templated answer per prompt;
+    # corrector = one of the student's K answers, corrected to meet the constraints
+    # (dnolab.lm.ifeval.corrector: nearly on-policy gold), the template where that fails.
+    teacher: str = "template"
+
+    def __post_init__(self):
+        if self.teacher not in {"template", "corrector"}:
+            raise ConfigError(f"prompts.teacher must be 'template' or 'corrector', got {self.teacher!r}")
+        if self.teacher == "corrector" and self.source != "ifeval":
+            raise ConfigError("prompts.teacher 'corrector' corrects answers to constraint prompts: it needs "
+                              f"prompts.source 'ifeval', got {self.source!r}")
 
 
 @dataclass(frozen=True)

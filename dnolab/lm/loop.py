@@ -122,8 +122,9 @@ class DNORun:
         texts, finished = sample_sharded(sampler, tokenizer, part.prompts, cfg.samples_per_prompt, cfg.sampling,
                                          cfg.seed * 1000 + t, self.state, self.world.chat, self.show_progress,
                                          f"iter {t}: sampling", reference=mix_with, alpha=cfg.mixture_alpha)
+        gold = self.world.teacher_answers(part.prompts, texts, finished, part.gold) if cfg.use_gold else None
         return [{"prompt_index": i, "prompt": part.prompts[i], "responses": texts[i], "finished": finished[i],
-                 "gold": completion_text(part.gold[i], self.world.chat) if cfg.use_gold else None}
+                 "gold": completion_text(gold[i], self.world.chat) if cfg.use_gold else None}
                 for i in range(len(part))]
 
     def judge(self, samples, t: int) -> list[dict]:

@@ -50,6 +50,16 @@ class World:
         p = self.config.prompts
         return load_prompt_dataset(p.source, p.split, p.prompt_column, p.gold_column, p.limit, seed)
 
+    def teacher_answers(self, prompts: list[str], samples: list[list[str]], finished: list[list[bool]],
+                        gold: list[str]) -> list[str]:
+        """The gold answers of one iteration (Algorithm 2, line 3): the prompt set's own, or, with
+        ``prompts.teacher: corrector``, a correction of one of the student's samples."""
+        if self.config.prompts.teacher != "corrector":
+            return list(gold)
+        from .ifeval.corrector import correcting_teacher
+
+        return [correcting_teacher(p, s, f, g)[0] for p, s, f, g in zip(prompts, samples, finished, gold, strict=True)]
+
     def response_metrics(self, prompts: list[str], responses: list[str]) -> dict:
         """World-specific diagnostics of a policy's responses (toy: exact match, styles)."""
         if self.toy is not None:
