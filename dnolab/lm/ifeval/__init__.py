@@ -8,6 +8,8 @@ improve on its own teacher, and a judge with the intransitivity real preference 
 * ``prompts``: prompts = request about a topic + one or two compatible constraints;
   ``make_prompt_table`` (seeded) gives prompt, gold (the teacher's answer), kinds and a
   ``heldout`` flag for the kinds kept out of training (``HELDOUT_KINDS``).
+* ``corrector``: a second teacher (``prompts.teacher: corrector``) that corrects one of the
+  student's own samples to meet the constraints, so that gold answers are nearly on-policy.
 * ``judging``: ``PanelJudge`` (training: constraints met, a cut penalty, and a three-annotator
   majority vote that makes Condorcet cycles) and ``HeldoutJudge`` (evaluation only: the
   checker gated by a sense score, so nonsense that meets the constraints does not win).
@@ -25,6 +27,7 @@ from .constraints import (
     parse_constraints,
     words,
 )
+from .corrector import corrected_answer, correcting_teacher
 from .judging import (
     Features,
     HeldoutJudge,
@@ -51,7 +54,7 @@ from .prompts import (
 __all__ = [
     "HELDOUT_KINDS", "INCOMPATIBLE", "KINDS", "KIND_NAMES", "TASKS", "TEACHER_LAPSES", "TOPICS",
     "Constraint", "Features", "HeldoutJudge", "PanelJudge", "compatible", "constraints_from_spec",
-    "constraints_met", "count_sentences", "cyclic_share", "features", "lapses", "make_prompt",
+    "constraints_met", "corrected_answer", "correcting_teacher", "count_sentences", "cyclic_share", "features", "lapses", "make_prompt",
     "make_prompt_table", "parse_constraints", "prompt_topic", "response_metrics", "sense",
     "teacher_answer", "topic_keywords", "win_matrix", "words",
 ]
