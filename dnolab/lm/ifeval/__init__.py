@@ -54,7 +54,7 @@ from .prompts import (
 __all__ = [
     "HELDOUT_KINDS", "INCOMPATIBLE", "KINDS", "KIND_NAMES", "TASKS", "TEACHER_LAPSES", "TOPICS",
     "Constraint", "Features", "HeldoutJudge", "PanelJudge", "compatible", "constraints_from_spec",
-    "constraints_met", "corrected_answer", "correcting_teacher", "count_sentences", "cyclic_share", "features", "lapses", "make_prompt",
-    "make_prompt_table", "parse_constraints", "prompt_topic", "response_metrics", "sense",
-    "teacher_answer", "topic_keywords", "win_matrix", "words",
+    "constraints_met", "corrected_answer", "correcting_teacher", "count_sentences", "cyclic_share",
+    "features", "lapses", "make_prompt", "make_prompt_table", "parse_constraints", "prompt_topic",
+    "response_metrics", "sense", "teacher_answer", "topic_keywords", "win_matrix", "words",
 ]
