@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .constraints import _SENTENCE_SPLIT, parse_constraints, words
+from .constraints import _SENTENCE_SPLIT, _has_word, parse_constraints, words
 from .prompts import (
     _BULLETS,
     _FILLERS,
@@ -64,8 +64,7 @@ def corrected_answer(prompt: str, answer: str, finished: bool = True) -> str:
     body = answer_sentences(answer, finished) or [pick(_OPENERS)]
     if "start_word" in cons:
         body = [_STARTS[cons["start_word"]].format(topic=topic), *body]
-    if "include_word" in cons and not any(re.search(rf"\b{cons['include_word']}\b", s, re.IGNORECASE)
-                                          for s in body):
+    if "include_word" in cons and not any(_has_word(s, cons["include_word"]) for s in body):
         body = [*body[:1], _INCLUDES[cons["include_word"]], *body[1:]]
     question = [pick(_QUESTIONS)] if "end_question" in cons else []
     if "bullets" in cons:
