@@ -167,3 +167,23 @@ def test_first_training_step_loss_is_log_two(tmp_path):
     for key in ("margin", "accuracy", "chosen_logratio", "rejected_logratio"):
         assert first[key] == pytest.approx(0.0, abs=1e-6), key
     assert steps[-1]["accuracy"] > 0 and steps[-1]["margin"] != pytest.approx(0.0, abs=1e-6)
+
+
+def test_a_bf16_step_on_a_cpu_starts_at_its_reference_scored_in_bf16(tmp_path):
+    """training.bf16 = true on a CPU: the Trainer autocasts the step to bfloat16, so the
+    reference log-probs must be scored under the same autocast (reference_logps does): then the
+    first loss is log 2 and every log-ratio 0, as in fp32. Scored in fp32 they would not be."""
+    from dnolab.lm.trainer import TrainingConfig, reference_logps, train_on_pairs, uses_bf16
+
+    policy_dir = save_toy_policy(tmp_path / "pi_t")
+    tok, model = load_tokenizer(str(policy_dir)), load_causal_lm(str(policy_dir))
+    config = TrainingConfig(beta=0.5, batch_size=16, bf16=True, reference_batch_size=16)
+    assert uses_bf16(config, cuda=False) and not uses_bf16(TrainingConfig(), cuda=False)
+    pairs = tokenize_pairs(_pairs(64), tok, chat=False)
+    fp32 = add_reference_logps(model, pairs, tok)["ref_chosen_logps"]
+    data = reference_logps(pairs, "previous", model, None, tok, config, alpha=0.0)
+    assert max(abs(a - b) for a, b in zip(fp32, data["ref_chosen_logps"], strict=True)) > 1e-3  # bf16 differs
+    _, steps = train_on_pairs(model, tok, data, config, str(tmp_path / "out"), seed=0)
+    assert steps[0]["loss"] == pytest.approx(math.log(2), abs=1e-6)
+    assert steps[0]["chosen_logratio"] == pytest.approx(0.0, abs=1e-6)
+    assert steps[-1]["loss"] < math.log(2)

@@ -22,7 +22,7 @@ from .errors import ConfigError, DNOInputError
 from .losses import completion_logps, dno_loss, sppo_loss
 
 __all__ = ["LOSSES", "DNOTrainer", "PreferenceCollator", "TrainingConfig", "add_reference_logps",
-           "reference_logps", "tokenize_pairs", "train_on_pairs"]
+           "reference_logps", "tokenize_pairs", "train_on_pairs", "uses_bf16"]
 
 def tokenize_pairs(pairs, tokenizer, chat: bool):
     """Add ``prompt_ids``, ``chosen_ids``, ``rejected_ids`` to a pair dataset.
@@ -97,8 +97,13 @@ def pair_logps(model, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
     return completion_logps(model, batch).chunk(2)
 
 
-def add_reference_logps(model, dataset, tokenizer, batch_size: int = 256, device=None, show_progress: bool = False):
-    """Score every pair with the reference π_t once; add ``ref_chosen_logps``/``ref_rejected_logps``."""
+def add_reference_logps(model, dataset, tokenizer, batch_size: int = 256, device=None, show_progress: bool = False,
+                        bf16: bool = False):
+    """Score every pair with the reference π_t once; add ``ref_chosen_logps``/``ref_rejected_logps``.
+
+    ``bf16``: under the same bfloat16 autocast as a step that trains in bf16 (:func:`uses_bf16`),
+    so that at the first step the policy's log-probs equal these to the last bit and β·Δ is 0.
+    """
     from tqdm.auto import tqdm
 
     device = device or next(model.parameters()).device
@@ -111,7 +116,8 @@ def add_reference_logps(model, dataset, tokenizer, batch_size: int = 256, device
                       disable=not show_progress, leave=False):
         rows = [{k: v[i] for k, v in columns.items()} for i in range(start, min(start + batch_size, len(dataset)))]
         batch = {k: v.to(device) for k, v in collator(rows).items()}
-        c, r = pair_logps(model, batch)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            c, r = pair_logps(model, batch)
         chosen += c.float().cpu().tolist()
         rejected += r.float().cpu().tolist()
     model.train(was_training)
@@ -132,12 +138,13 @@ def reference_logps(pairs, reference: str, policy, load_initial, tokenizer, conf
         zeros = [0.0] * len(pairs)
         return pairs.add_column("ref_chosen_logps", zeros).add_column("ref_rejected_logps", zeros)
     batch = config.reference_batch_size
+    kwargs = {"show_progress": show_progress, "bf16": uses_bf16(config, next(policy.parameters()).is_cuda)}
     if reference == "previous":
-        return add_reference_logps(policy, pairs, tokenizer, batch, show_progress=show_progress)
-    initial = add_reference_logps(load_initial(), pairs, tokenizer, batch, show_progress=show_progress)
+        return add_reference_logps(policy, pairs, tokenizer, batch, **kwargs)
+    initial = add_reference_logps(load_initial(), pairs, tokenizer, batch, **kwargs)
     if reference == "initial":
         return initial
-    current = add_reference_logps(policy, pairs, tokenizer, batch, show_progress=show_progress)
+    current = add_reference_logps(policy, pairs, tokenizer, batch, **kwargs)
     keys = ("ref_chosen_logps", "ref_rejected_logps")
     mixed = {k: [(1 - alpha) * x + alpha * y for x, y in zip(current[k], initial[k], strict=True)] for k in keys}
     current = current.remove_columns(list(keys))
@@ -249,6 +256,12 @@ class DNOTrainer(Trainer):
         super().log(logs, start_time)
 
 
+def uses_bf16(config: TrainingConfig, cuda: bool) -> bool:
+    """Whether the step trains under bfloat16 autocast: ``auto`` where the GPU supports it;
+    ``true`` also on a CPU, where it pays on one with AMX (benchmarks/results/cpu_bf16.md)."""
+    return (cuda and torch.cuda.is_bf16_supported()) if config.bf16 == "auto" else bool(config.bf16)
+
+
 def training_arguments(config: TrainingConfig, output_dir: str, seed: int, n_pairs: int,
                        world_size: int = 1, use_cpu: bool | None = None, show_progress: bool = False,
                        logging_steps: int = 1) -> TrainingArguments:
@@ -259,7 +272,7 @@ def training_arguments(config: TrainingConfig, output_dir: str, seed: int, n_pai
             f"training.batch_size={config.batch_size} must be a multiple of processes × accumulation "
             f"({world_size} × {config.gradient_accumulation_steps})")
     cuda = torch.cuda.is_available() and not use_cpu
-    bf16 = (cuda and torch.cuda.is_bf16_supported()) if config.bf16 == "auto" else bool(config.bf16)
+    bf16 = uses_bf16(config, cuda)
     return TrainingArguments(
         output_dir=output_dir, per_device_train_batch_size=per_device,
         gradient_accumulation_steps=config.gradient_accumulation_steps,
