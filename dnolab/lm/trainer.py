@@ -102,11 +102,11 @@ def add_reference_logps(model, dataset, tokenizer, batch_size: int = 256, device
     """Score every pair with the reference π_t once; add ``ref_chosen_logps``/``ref_rejected_logps``.
 
     ``bf16``: under the same bfloat16 autocast as a step that trains in bf16 (:func:`uses_bf16`),
-    so that at the first step the policy's log-probs equal these to the last bit and β·Δ is 0.
+    so that at the first step the policy's log-probs match these and β·Δ starts at 0.
     """
     from tqdm.auto import tqdm
 
-    device = device or next(model.parameters()).device
+    device = torch.device(device) if device else next(model.parameters()).device
     collator = PreferenceCollator(pad_token_id=tokenizer.pad_token_id)
     columns = dataset.select_columns(["prompt_ids", "chosen_ids", "rejected_ids"]).to_dict()
     was_training = model.training
