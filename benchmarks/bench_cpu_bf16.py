@@ -8,7 +8,8 @@ precision, written to benchmarks/results/cpu_bf16.md:
 
 1. the 2048² matmul rate in fp32 and bf16;
 2. the training step (dnolab's trainer, ``training.bf16`` false / true, alternating repeats);
-3. the reference log-probs (forward only) and how far bf16 moves them;
+3. the reference log-probs (forward only), how far bf16 moves them, and how far the
+   batching moves them in bf16 and in fp32;
 4. sampling (``model.generate`` with and without bf16 autocast).
 
     python benchmarks/bench_cpu_bf16.py          # about 7 minutes on a 2-core laptop
@@ -90,6 +91,11 @@ def main() -> None:
                 ref[bf16] = add_reference_logps(model, data, tok, batch_size=16, bf16=bf16)["ref_chosen_logps"]
                 ref_s[bf16].append(time.perf_counter() - start)
         moved = [abs(a - b) for a, b in zip(ref[False], ref[True], strict=True)]
+        # the same answers scored in batches of 8: how much the padding of a batch moves them
+        rebatched = {bf16: add_reference_logps(model, data, tok, batch_size=8, bf16=bf16)["ref_chosen_logps"]
+                     for bf16 in (False, True)}
+        batching = {bf16: [abs(a - b) for a, b in zip(ref[bf16], rebatched[bf16], strict=True)]
+                    for bf16 in (False, True)}
         tokens = statistics.mean(len(c) for c in data["chosen_ids"])
         # training steps, alternating
         train = {False: [], True: []}
@@ -116,7 +122,12 @@ def main() -> None:
              row(f"sampling ({N_PROMPTS} prompts, ≤ {NEW_TOKENS} new tokens, `generate` under autocast)", sample), "",
              f"Precision: bf16 moves a chosen answer's reference log-prob (about {tokens:.0f} tokens) by "
              f"{statistics.median(moved):.2f} nats (median; largest {max(moved):.2f}). That is why the reference "
-             "must be scored under the same autocast as the step: otherwise β·Δ starts away from 0.", "",
+             "must be scored under the same autocast as the step: otherwise β·Δ starts away from 0. "
+             f"Scored in batches of 8 instead of 16, the same answers' log-probs move by "
+             f"{statistics.median(batching[True]):.2f} nats in bf16 (median; largest {max(batching[True]):.2f}) "
+             f"against at most {max(batching[False]):.0e} in fp32: bf16 rounding depends on how a batch is "
+             "padded, so under bf16 a step starts at π_t only up to that (the first loss is near log 2, "
+             "not at it).", "",
              "`training.bf16: auto` (the default) keeps fp32 on every CPU, so that a run's numbers do not "
              "depend on which CPU it ran on; `training.bf16: true` trains and scores the reference in bf16. "
              "Sampling and evaluation stay in fp32 either way.", "",
