@@ -28,7 +28,15 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch
-from bench_real_model import N_PROMPTS, NEW_TOKENS, REPEATS, WARMUP, pairs_from, plain_generate
+from bench_real_model import (
+    N_PROMPTS,
+    NEW_TOKENS,
+    REPEATS,
+    WARMUP,
+    matmul_rate,
+    pairs_from,
+    plain_generate,
+)
 from timing import StepTimer  # benchmarks/ is on sys.path when a benchmark runs
 
 from dnolab.lm.data import load_causal_lm, load_tokenizer
@@ -40,18 +48,6 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "cpu_bf16.md"
 MODEL = "smollm2-135m-instruct"
 BATCH, STEPS = 8, 6
-
-
-def matmul_rate(dtype: torch.dtype, n: int = 2048, repeats: int = 10) -> float:
-    """GFLOP/s of an n×n matmul in ``dtype``, the best of ``repeats``."""
-    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
-    a @ b
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        a @ b
-        best = min(best, time.perf_counter() - start)
-    return 2 * n**3 / best / 1e9
 
 
 def step_times(path: str, pairs, out: str, bf16: bool) -> list[float]:
@@ -70,7 +66,7 @@ def main() -> None:
     torch.set_num_threads(threads)
     path = resolve_model(MODEL)
     model, tok = load_causal_lm(path), load_tokenizer(path, pad_with_eos=True)
-    rate = {dt: matmul_rate(dt) for dt in (torch.float32, torch.bfloat16)}
+    rate = {dt: matmul_rate(threads, dtype=dt) for dt in (torch.float32, torch.bfloat16)}
     table = make_prompt_table(N_PROMPTS, seed=7)
     prompts, gold = [r["prompt"] for r in table], [r["gold"] for r in table]
     work = Path(tempfile.mkdtemp(prefix="dnolab-bench-bf16-"))

@@ -49,10 +49,10 @@ N_PROMPTS, K, NEW_TOKENS, SAMPLE_BATCH = 32, 2, 48, 32
 N_PAIRS, BATCH, STEPS, WARMUP, REPEATS = 96, 8, 8, 2, 2
 
 
-def matmul_rate(threads: int, n: int = 2048, repeats: int = 10) -> float:
-    """GFLOP/s of an n×n fp32 matmul: the best of ``repeats`` (the machine's limit)."""
+def matmul_rate(threads: int, n: int = 2048, repeats: int = 10, dtype: torch.dtype = torch.float32) -> float:
+    """GFLOP/s of an n×n matmul in ``dtype``: the best of ``repeats`` (the machine's limit)."""
     torch.set_num_threads(threads)
-    a, b = torch.randn(n, n), torch.randn(n, n)
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
     a @ b
     best = min(_timed(lambda: a @ b) for _ in range(repeats))
     return 2 * n**3 / best / 1e9
