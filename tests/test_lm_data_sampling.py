@@ -59,6 +59,24 @@ def test_each_sample_says_whether_it_ended_or_was_cut(toy_dir):
     assert any(f for _, f in flat) and any(not f for _, f in flat)
 
 
+@pytest.mark.parametrize("mixture", [False, True], ids=["generate", "geometric-mixture"])
+def test_sampling_bf16_runs_the_model_in_bf16_and_keeps_its_weights_fp32(toy_dir, mixture):
+    """sampling.bf16: the forward passes of sampling run under bfloat16 autocast (what makes them
+    faster on an AMX CPU); the weights themselves, which training goes on to update, stay fp32."""
+    import torch
+
+    tok, model = load_tokenizer(str(toy_dir)), load_causal_lm(str(toy_dir))
+    seen = []
+    model.lm_head.register_forward_hook(lambda module, args, out: seen.append(out.dtype))
+    extra = {"reference": load_causal_lm(str(toy_dir)), "alpha": 0.5} if mixture else {}
+    for bf16 in (False, True):
+        seen.clear()
+        sample_responses(model, tok, ["sort 3 1 2 ="], 2, SamplingConfig(max_new_tokens=3, bf16=bf16), seed=0,
+                         show_progress=False, **extra)
+        assert seen and set(seen) == {torch.bfloat16 if bf16 else torch.float32}
+    assert {p.dtype for p in model.parameters()} == {torch.float32}
+
+
 def test_chat_prompts_use_the_template(tmp_path):
     path = save_tiny_chat_model(tmp_path / "chat")
     tok = load_tokenizer(str(path))

@@ -95,6 +95,9 @@ class SamplingConfig:
     top_p: float = 1.0
     max_new_tokens: int = 12
     batch_size: int = 256  # prompts per generate() call
+    # true: generate under bfloat16 autocast, weights staying fp32 (1.4x on a CPU with AMX,
+    # benchmarks/results/cpu_bf16.md); samples then differ from fp32 ones by bf16 rounding.
+    bf16: bool = False
 
     def __post_init__(self):
         if self.temperature <= 0:

@@ -40,7 +40,7 @@ def sample_batch(model, tokenizer, prompts: list[str], k: int, config: SamplingC
     torch.manual_seed(seed)
     was_training = model.training
     model.eval()
-    with torch.no_grad():
+    with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16):
         out = model.generate(
             input_ids=input_ids, attention_mask=attention, do_sample=True,
             temperature=config.temperature, top_p=config.top_p, top_k=0,
@@ -79,7 +79,7 @@ def sample_mixture_batch(model, reference, tokenizer, prompts: list[str], k: int
     states = model.training, reference.training
     model.eval()
     reference.eval()
-    with torch.no_grad():
+    with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16):
         for _ in range(config.max_new_tokens):
             lp = torch.log_softmax(model(input_ids=input_ids, attention_mask=mask).logits[:, -1].float(), -1)
             lr = torch.log_softmax(reference(input_ids=input_ids, attention_mask=mask).logits[:, -1].float(), -1)
