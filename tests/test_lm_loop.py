@@ -319,3 +319,36 @@ def test_soft_label_mode_trains_on_every_candidate_pair(tmp_path, toy_policy):
     usable = [len(d) - sum(d) for d in judged["degenerate"]]  # automatic negatives sit out
     assert len(pairs) == sum(n * (n - 1) // 2 for n in usable) > 0  # every remaining pair of the K + 1
     assert 0 < min(pairs["target"]) and max(pairs["target"]) < 1
+
+
+@pytest.mark.parametrize("stage", ["training", "sampling"])
+def test_bf16_on_a_cpu_without_bf16_instructions_warns_and_names_the_fix(tmp_path, toy_policy, monkeypatch, stage):
+    """Without AMX or AVX512-BF16 torch emulates bf16 matrix products (on an AVX2 machine here a
+    SmolLM2 training step took minutes): asking for bf16 there warns; where the CPU has them,
+    or where bf16 is left off, nothing is said."""
+    import warnings
+
+    from dnolab.lm import loop
+
+    section = {"training": {"batch_size": 8, "learning_rate": 1e-3, "bf16": True},
+               "sampling": {"max_new_tokens": 8, "batch_size": 12, "bf16": True}}[stage]
+    config = tiny_config(tmp_path, toy_policy, **{stage: section})
+    monkeypatch.setattr(loop, "cpu_has_bf16_matmul", lambda: False)
+    with pytest.warns(UserWarning, match=rf"{stage}.bf16 asked for bfloat16.*neither AMX nor AVX512-BF16.*"
+                                         r"training.bf16: auto and sampling.bf16: false"):
+        loop.DNORun(config, show_progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        loop.DNORun(tiny_config(tmp_path / "off", toy_policy), show_progress=False)
+        monkeypatch.setattr(loop, "cpu_has_bf16_matmul", lambda: True)
+        loop.DNORun(config, show_progress=False)
+
+
+def test_the_bf16_check_reads_the_cpus_instruction_sets(monkeypatch):
+    import torch
+
+    from dnolab.lm.trainer import cpu_has_bf16_matmul
+
+    for caps, expected in (({"avx2": True}, False), ({"amx_bf16": True}, True), ({"avx512_bf16": True}, True)):
+        monkeypatch.setattr(torch.cpu, "get_capabilities", lambda caps=caps: caps)
+        assert cpu_has_bf16_matmul() is expected

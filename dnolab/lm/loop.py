@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import shutil
 import time
+import warnings
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -39,7 +40,7 @@ from .pairs import EMPTY_PAIR, count_types, pair_rows, with_replay
 from .reward_model import reward_model_ranker
 from .rundir import JUDGMENTS, PAIRS, SAMPLES, RunDir, load_rows, save_pretrained_atomic, save_rows
 from .sampling import is_degenerate, sample_sharded
-from .trainer import reference_logps, tokenize_pairs, train_on_pairs
+from .trainer import cpu_has_bf16_matmul, reference_logps, tokenize_pairs, train_on_pairs, uses_bf16
 from .world import make_world
 
 __all__ = ["ConfigError", "CorruptRunError", "DNORun", "run_dno"]
@@ -56,6 +57,13 @@ class DNORun:
         self.state = process_state()
         if self.state.device.type == "cpu":
             set_cpu_threads()  # the default thread count makes small models many times slower
+            bf16 = [name for name, on in (("training.bf16", uses_bf16(config.training, cuda=False)),
+                                          ("sampling.bf16", config.sampling.bf16)) if on]
+            if bf16 and not cpu_has_bf16_matmul():
+                warnings.warn(f"{' and '.join(bf16)} asked for bfloat16, but this CPU has neither AMX nor "
+                              "AVX512-BF16, so torch emulates bf16 matrix products: many times slower than "
+                              "fp32 (benchmarks/results/cpu_bf16.md). Set training.bf16: auto and "
+                              "sampling.bf16: false on this machine.", stacklevel=2)
         self.is_main = self.state.is_main_process
         self.rundir = RunDir(config.run_dir())
         self.rundir.prepare(config.to_dict(), self.is_main, defaults=from_dict({}).to_dict())

@@ -22,7 +22,7 @@ from .errors import ConfigError, DNOInputError
 from .losses import completion_logps, dno_loss, sppo_loss
 
 __all__ = ["LOSSES", "DNOTrainer", "PreferenceCollator", "TrainingConfig", "add_reference_logps",
-           "reference_logps", "tokenize_pairs", "train_on_pairs", "uses_bf16"]
+           "cpu_has_bf16_matmul", "reference_logps", "tokenize_pairs", "train_on_pairs", "uses_bf16"]
 
 def tokenize_pairs(pairs, tokenizer, chat: bool):
     """Add ``prompt_ids``, ``chosen_ids``, ``rejected_ids`` to a pair dataset.
@@ -256,6 +256,16 @@ class DNOTrainer(Trainer):
             logs = {**logs, **{k: sum(v) / len(v) for k, v in self._step_metrics.items()}}
             self._step_metrics = {}
         super().log(logs, start_time)
+
+
+def cpu_has_bf16_matmul() -> bool:
+    """Whether this CPU multiplies bf16 matrices in hardware (AMX or AVX512-BF16). Without either
+    torch emulates them, and bf16 is then far slower than fp32 (benchmarks/results/cpu_bf16.md)."""
+    get = getattr(torch.cpu, "get_capabilities", None)
+    if get is None:  # torch too old to say: assume it does rather than warn wrongly
+        return True
+    caps = get()
+    return bool(caps.get("amx_bf16") or caps.get("avx512_bf16"))
 
 
 def uses_bf16(config: TrainingConfig, cuda: bool) -> bool:
