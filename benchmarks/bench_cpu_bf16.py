@@ -13,6 +13,10 @@ precision, written to benchmarks/results/cpu_bf16.md:
 4. sampling (``model.generate`` with and without bf16 autocast).
 
     python benchmarks/bench_cpu_bf16.py          # about 7 minutes on a 2-core laptop
+
+On a CPU with neither AMX nor AVX512-BF16 torch emulates bf16 matrix products; there it
+measures only the matmul rate and the reference log-probs (about 12 minutes; the training
+steps would take hours) and writes benchmarks/results/cpu_bf16_emulated.md instead.
 """
 
 from __future__ import annotations
@@ -42,10 +46,18 @@ from timing import StepTimer  # benchmarks/ is on sys.path when a benchmark runs
 from dnolab.lm.data import load_causal_lm, load_tokenizer
 from dnolab.lm.ifeval import make_prompt_table
 from dnolab.lm.local_models import resolve_model
-from dnolab.lm.trainer import TrainingConfig, add_reference_logps, tokenize_pairs, train_on_pairs
+from dnolab.lm.trainer import (
+    TrainingConfig,
+    add_reference_logps,
+    cpu_has_bf16_matmul,
+    tokenize_pairs,
+    train_on_pairs,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "cpu_bf16.md"
+EMULATED = ROOT / "benchmarks" / "results" / "cpu_bf16_emulated.md"
+EMULATED_BATCH = 8
 MODEL = "smollm2-135m-instruct"
 BATCH, STEPS = 8, 6
 
@@ -61,8 +73,55 @@ def step_times(path: str, pairs, out: str, bf16: bool) -> list[float]:
     return timer.times[WARMUP:]
 
 
+def cpu_name() -> str:
+    """The CPU's model name (Linux), or the architecture where it cannot be read."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.machine()
+
+
+def emulated(threads: int) -> None:
+    """What bf16 costs on a CPU that emulates it: the matmul rate and the reference log-probs,
+    fp32 and bf16 alternating (a training step would take minutes)."""
+    path = resolve_model(MODEL)
+    model, tok = load_causal_lm(path), load_tokenizer(path, pad_with_eos=True)
+    rate = {dt: matmul_rate(threads, n=512, repeats=3, dtype=dt) for dt in (torch.float32, torch.bfloat16)}
+    table = make_prompt_table(EMULATED_BATCH, seed=7)
+    prompts, gold = [r["prompt"] for r in table], [r["gold"] for r in table]
+    data = tokenize_pairs(pairs_from(prompts, gold, [[gold[i - 1]] for i in range(len(gold))]), tok, chat=True)
+    ref_s = {False: [], True: []}
+    for _ in range(REPEATS):
+        for bf16 in (False, True):
+            start = time.perf_counter()
+            add_reference_logps(model, data, tok, batch_size=EMULATED_BATCH, bf16=bf16)
+            ref_s[bf16].append(time.perf_counter() - start)
+            print(f"bf16 {bf16}: {ref_s[bf16][-1]:.2f} s", flush=True)
+    fp32, bf16 = statistics.median(ref_s[False]), statistics.median(ref_s[True])
+    lines = ["# bfloat16 against fp32 on a CPU that emulates bf16: SmolLM2-135M-Instruct", "",
+             f"Machine: {cpu_name()}, {os.cpu_count()} logical CPUs, torch {torch.__version__}, {threads} torch "
+             "threads; neither AMX nor AVX512-BF16, so torch emulates bf16 matrix products. Medians of "
+             f"{REPEATS} alternating repeats.", "",
+             f"Matmul rate (512², best of 3): {rate[torch.float32]:.1f} GFLOP/s in fp32, "
+             f"{rate[torch.bfloat16]:.1f} GFLOP/s in bf16 ({rate[torch.float32] / rate[torch.bfloat16]:.0f}× slower).",
+             "",
+             f"Reference log-probs of {len(data)} pairs (batches of {EMULATED_BATCH}): {fp32:.2f} s in fp32, "
+             f"{bf16:.2f} s under bf16 autocast, **{bf16 / fp32:.1f}× slower**.", "",
+             "On such a CPU keep `training.bf16: auto` and `sampling.bf16: false` (the defaults); a run that "
+             "asks for bf16 there warns. What bf16 buys on a CPU with AMX: `cpu_bf16.md`.", "",
+             "Regenerate: `python benchmarks/bench_cpu_bf16.py` (on such a CPU).", ""]
+    EMULATED.parent.mkdir(parents=True, exist_ok=True)
+    EMULATED.write_text("\n".join(lines))
+    print("\n".join(lines))
+
+
 def main() -> None:
     threads = os.cpu_count() or 1
+    if not cpu_has_bf16_matmul():
+        return emulated(threads)
     torch.set_num_threads(threads)
     path = resolve_model(MODEL)
     model, tok = load_causal_lm(path), load_tokenizer(path, pad_with_eos=True)
@@ -107,7 +166,7 @@ def main() -> None:
         return f"| {name} | {fp32:.2f} | {bf16:.2f} | **{fp32 / bf16:.2f}×** |"
 
     lines = ["# bfloat16 against fp32 on this CPU: SmolLM2-135M-Instruct", "",
-             f"Machine: {platform.machine()}, {os.cpu_count()} logical CPUs, torch {torch.__version__}, "
+             f"Machine: {cpu_name()}, {os.cpu_count()} logical CPUs, torch {torch.__version__}, "
              f"{threads} torch threads; AMX tiles: {'yes' if torch.cpu._is_amx_tile_supported() else 'no'}. "
              f"Medians of {REPEATS} alternating repeats: other load on the machine falls on both columns.", "",
              f"Matmul rate (2048², best of 10): {rate[torch.float32]:.0f} GFLOP/s in fp32, "
@@ -124,9 +183,9 @@ def main() -> None:
              f"against at most {max(batching[False]):.0e} in fp32: bf16 rounding depends on how a batch is "
              "padded, so under bf16 a step starts at π_t only up to that (the first loss is near log 2, "
              "not at it).", "",
-             "`training.bf16: auto` (the default) keeps fp32 on every CPU, so that a run's numbers do not "
-             "depend on which CPU it ran on; `training.bf16: true` trains and scores the reference in bf16. "
-             "Sampling and evaluation stay in fp32 either way.", "",
+             "`training.bf16: auto` (the default) keeps fp32 on every CPU; `training.bf16: true` trains and scores the reference in bf16, "
+             "`sampling.bf16: true` samples (and evaluates) under autocast. On a CPU without AMX or "
+             "AVX512-BF16 bf16 is emulated and many times slower: `cpu_bf16_emulated.md`.", "",
              "Regenerate: `python benchmarks/bench_cpu_bf16.py`.", ""]
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text("\n".join(lines))
