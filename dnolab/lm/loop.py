@@ -62,7 +62,7 @@ class DNORun:
             if bf16 and not cpu_has_bf16_matmul():
                 warnings.warn(f"{' and '.join(bf16)} asked for bfloat16, but this CPU has neither AMX nor "
                               "AVX512-BF16, so torch emulates bf16 matrix products: many times slower than "
-                              "fp32 (benchmarks/results/cpu_bf16.md). Set training.bf16: auto and "
+                              "fp32 (benchmarks/results/cpu_bf16_emulated.md). Set training.bf16: auto and "
                               "sampling.bf16: false on this machine.", stacklevel=2)
         self.is_main = self.state.is_main_process
         self.rundir = RunDir(config.run_dir())

@@ -260,7 +260,7 @@ class DNOTrainer(Trainer):
 
 def cpu_has_bf16_matmul() -> bool:
     """Whether this CPU multiplies bf16 matrices in hardware (AMX or AVX512-BF16). Without either
-    torch emulates them, and bf16 is then far slower than fp32 (benchmarks/results/cpu_bf16.md)."""
+    torch emulates them, and bf16 is then slower than fp32 (benchmarks/results/cpu_bf16_emulated.md)."""
     get = getattr(torch.cpu, "get_capabilities", None)
     if get is None:  # torch too old to say: assume it does rather than warn wrongly
         return True
