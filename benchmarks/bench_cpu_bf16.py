@@ -84,6 +84,12 @@ def cpu_name() -> str:
     return platform.machine()
 
 
+def write_report(path: Path, lines: list[str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines))
+    print("\n".join(lines))
+
+
 def emulated(threads: int) -> None:
     """What bf16 costs on a CPU that emulates it: the matmul rate and the reference log-probs,
     fp32 and bf16 alternating (a training step would take minutes)."""
@@ -113,9 +119,7 @@ def emulated(threads: int) -> None:
              "On such a CPU keep `training.bf16: auto` and `sampling.bf16: false` (the defaults); a run that "
              "asks for bf16 there warns. What bf16 buys on a CPU with AMX: `cpu_bf16.md`.", "",
              "Regenerate: `python benchmarks/bench_cpu_bf16.py` (on such a CPU).", ""]
-    EMULATED.parent.mkdir(parents=True, exist_ok=True)
-    EMULATED.write_text("\n".join(lines))
-    print("\n".join(lines))
+    write_report(EMULATED, lines)
 
 
 def main() -> None:
@@ -183,13 +187,12 @@ def main() -> None:
              f"against at most {max(batching[False]):.0e} in fp32: bf16 rounding depends on how a batch is "
              "padded, so under bf16 a step starts at π_t only up to that (the first loss is near log 2, "
              "not at it).", "",
-             "`training.bf16: auto` (the default) keeps fp32 on every CPU; `training.bf16: true` trains and scores the reference in bf16, "
+             "`training.bf16: auto` (the default) keeps fp32 on every CPU; `training.bf16: true` trains and "
+             "scores the reference in bf16, "
              "`sampling.bf16: true` samples (and evaluates) under autocast. On a CPU without AMX or "
              "AVX512-BF16 bf16 is emulated and many times slower: `cpu_bf16_emulated.md`.", "",
              "Regenerate: `python benchmarks/bench_cpu_bf16.py`.", ""]
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text("\n".join(lines))
-    print("\n".join(lines))
+    write_report(RESULTS, lines)
 
 
 if __name__ == "__main__":
