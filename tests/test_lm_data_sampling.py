@@ -16,7 +16,13 @@ from dnolab.lm.data import (
     load_tokenizer,
     split_prompts,
 )
-from dnolab.lm.sampling import SamplingConfig, is_degenerate, repeated_ngram_share, sample_responses
+from dnolab.lm.sampling import (
+    SamplingConfig,
+    is_degenerate,
+    repeated_ngram_share,
+    sample_responses,
+    top_p_filter,
+)
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +63,75 @@ def test_each_sample_says_whether_it_ended_or_was_cut(toy_dir):
     flat = [(t, f) for i in texts for t, f in zip(texts[i], finished[i], strict=True)]
     assert all(t == "" for t, f in flat if f) and all(not f for t, f in flat if t)
     assert any(f for _, f in flat) and any(not f for _, f in flat)
+
+
+def _nucleus_float64(logits, top_p):
+    """Reference nucleus by a float64 sort in numpy: a token stays when the tokens ranked above
+    it hold less than top_p of the probability."""
+    keep = np.zeros(logits.shape, dtype=bool)
+    for row, values in enumerate(logits.double().numpy()):
+        probs = np.exp(values - values.max())
+        probs /= probs.sum()
+        order = np.argsort(-probs, kind="stable")
+        above = np.cumsum(probs[order]) - probs[order]
+        keep[row, order] = above < top_p
+    return keep
+
+
+@pytest.mark.parametrize("candidates", [1024, 8], ids=["few-candidates-suffice", "full-sort-fallback"])
+@pytest.mark.parametrize("top_p", [0.5, 0.95])
+def test_top_p_filter_keeps_the_nucleus_a_float64_sort_finds(candidates, top_p):
+    """Flat rows (nuclei of thousands of tokens, beyond the candidates) and peaked ones, at
+    SmolLM2's vocabulary size: the kept set is the float64 reference's, and kept logits are
+    unchanged."""
+    import torch
+
+    gen = torch.Generator().manual_seed(0)
+    logits = torch.cat([torch.randn(64, 49152, generator=gen) * scale for scale in (1.4, 4.3, 8.0)])
+    out = top_p_filter(logits, top_p, candidates=candidates)
+    kept = ~torch.isinf(out)
+    np.testing.assert_array_equal(kept.numpy(), _nucleus_float64(logits, top_p))
+    assert torch.equal(out[kept], logits[kept])
+    assert top_p_filter(logits, 1.0) is logits
+
+
+def test_top_p_filter_agrees_with_transformers_top_p_warper():
+    """transformers' TopPLogitsWarper (a float32 ascending sort) on well-separated logits, where
+    rounding cannot move a token across the edge."""
+    import torch
+    from transformers.generation.logits_process import TopPLogitsWarper
+
+    logits = torch.randn(64, 2000, generator=torch.Generator().manual_seed(1)) * 6
+    ours, theirs = top_p_filter(logits, 0.9), TopPLogitsWarper(0.9)(None, logits)
+    assert torch.equal(torch.isinf(ours), torch.isinf(theirs))
+    assert 1 < (~torch.isinf(ours)).sum(1).float().mean() < 50  # a real cut, not all or one
+
+
+def test_sampling_draws_what_generate_draws_with_its_own_temperature_and_top_p(toy_dir):
+    """Our warper replaces generate's temperature and top-p warpers, and each prompt is encoded
+    once for its K samples: the same seed gives the same samples as a plain generate with
+    temperature, top_p and num_return_sequences (which checks the warpers' order: top-p must
+    see logits already divided by the temperature; and the shared cache of left-padded prompts
+    of different lengths)."""
+    import torch
+
+    tok, model = load_tokenizer(str(toy_dir)), load_causal_lm(str(toy_dir))
+    prompts = ["sort " + " ".join(str((d * 7 + j) % 10) for j in range(d + 1)) + " =" for d in range(6)]
+    cfg = SamplingConfig(temperature=0.4, top_p=0.7, max_new_tokens=6, batch_size=6)
+    shapes = []
+    hook = model.model.register_forward_hook(lambda module, args, kwargs, out: shapes.append(
+        tuple(kwargs["input_ids"].shape)), with_kwargs=True)
+    ours = sample_responses(model, tok, prompts, 4, cfg, seed=3, show_progress=False)
+    hook.remove()
+    width = max(len(tok(p)["input_ids"]) for p in prompts)
+    assert shapes[0] == (6, width - 1) and set(shapes[1:]) == {(24, 1)}  # prompts encoded once each
+    batch = tok(prompts, return_tensors="pt", padding=True)
+    torch.manual_seed(3 * 1_000_003)  # sample_responses seeds batch b with seed * 1_000_003 + b
+    out = model.generate(**batch, do_sample=True, temperature=0.4, top_p=0.7, top_k=0, max_new_tokens=6,
+                         num_return_sequences=4, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
+    texts = [t.strip() for t in tok.batch_decode(out[:, batch["input_ids"].shape[1]:], skip_special_tokens=True)]
+    assert [ours[i] for i in range(6)] == [texts[4 * i:4 * i + 4] for i in range(6)]
+    assert len({t for v in ours.values() for t in v}) > 6  # the samples do vary
 
 
 @pytest.mark.parametrize("mixture", [False, True], ids=["generate", "geometric-mixture"])

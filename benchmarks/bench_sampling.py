@@ -1,0 +1,157 @@
+"""Sampling at notebook 06's settings (SmolLM2-135M-Instruct, K = 4, temperature 0.7, top-p 0.95,
+≤ 48 new tokens), three samplers side by side in one run, alternating repeats:
+
+1. a plain ``model.generate(num_return_sequences=K, temperature, top_p)``: transformers' own
+   warpers, which sort all 49,152 logits of every row at every step;
+2. dnolab's sampler with its nucleus filter (``top_p_filter``: the nucleus looked for among the
+   1,024 most likely tokens) but each prompt still encoded K times;
+3. dnolab's sampler as shipped: the filter and each prompt encoded once for its K samples.
+
+It also counts how often the 1,024 candidates held the nucleus (otherwise the filter sorts the
+whole vocabulary), checks that 2 and 3 draw the same samples, and times the filter alone
+against transformers' ``TopPLogitsWarper`` on the logits of real decoding steps.
+
+    python benchmarks/bench_sampling.py      # about 8 minutes on a 2-core laptop CPU
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import torch
+from bench_cpu_bf16 import cpu_name  # benchmarks/ is on sys.path when a benchmark runs
+from transformers.generation.logits_process import TopPLogitsWarper
+
+from dnolab.lm import sampling
+from dnolab.lm.config import SamplingConfig
+from dnolab.lm.data import encode_prompt, load_causal_lm, load_tokenizer
+from dnolab.lm.ifeval import make_prompt_table
+from dnolab.lm.local_models import resolve_model
+from dnolab.utils import threads_for_model
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results" / "sampling.md"
+N_PROMPTS, K, NEW_TOKENS, TEMPERATURE, TOP_P, REPEATS = 32, 4, 48, 0.7, 0.95, 2
+
+
+def plain_generate(model, tok, prompts: list[str], seed: int) -> None:
+    """The reference: one ``generate`` call with transformers' own temperature and top-p."""
+    ids = [encode_prompt(tok, p, chat=True) for p in prompts]
+    width = max(map(len, ids))
+    input_ids = torch.tensor([[tok.pad_token_id] * (width - len(x)) + x for x in ids])
+    mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in ids])
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        model.generate(input_ids=input_ids, attention_mask=mask, do_sample=True, temperature=TEMPERATURE,
+                       top_p=TOP_P, top_k=0, max_new_tokens=NEW_TOKENS, num_return_sequences=K,
+                       pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
+
+
+class NucleusCounter:
+    """Wraps ``top_p_filter``: counts the decoding steps whose nucleus lay within the candidates
+    in every row, and keeps a few steps' logits for timing the filter alone."""
+
+    def __init__(self):
+        self.steps, self.within, self.kept = 0, 0, []
+        self.inner = sampling.top_p_filter
+
+    def __call__(self, logits, top_p, candidates=sampling.NUCLEUS_CANDIDATES):
+        probs = logits.double().softmax(-1)
+        self.steps += 1
+        self.within += bool((probs.topk(candidates, -1).values.sum(-1) >= top_p).all())
+        if len(self.kept) < 8:
+            self.kept.append(logits.clone())
+        return self.inner(logits, top_p, candidates)
+
+
+def dnolab_sample(model, tok, prompts: list[str], seed: int, share_prompts: bool):
+    cfg = SamplingConfig(temperature=TEMPERATURE, top_p=TOP_P, max_new_tokens=NEW_TOKENS, batch_size=len(prompts))
+    shared = sampling._shared_prompt_cache
+    if not share_prompts:
+        sampling._shared_prompt_cache = lambda *args: {}  # generate copies each prompt K times
+    try:
+        return sampling.sample_responses(model, tok, prompts, K, cfg, seed=seed, chat=True, show_progress=False)
+    finally:
+        sampling._shared_prompt_cache = shared
+
+
+def timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    path = resolve_model("smollm2-135m-instruct")
+    model, tok = load_causal_lm(path), load_tokenizer(path)
+    threads = threads_for_model(model)
+    prompts = [row["prompt"] for row in make_prompt_table(N_PROMPTS, seed=7)]
+    answers = N_PROMPTS * K
+
+    counter = NucleusCounter()
+    sampling.top_p_filter = counter
+    try:
+        same = dnolab_sample(model, tok, prompts, 0, True) == dnolab_sample(model, tok, prompts, 0, False)
+    finally:
+        sampling.top_p_filter = counter.inner
+
+    runs = {"plain": [], "filter": [], "shipped": []}
+    for r in range(REPEATS):  # alternating, so that other load on the machine falls on all three
+        runs["plain"].append(timed(lambda r=r: plain_generate(model, tok, prompts, r)))
+        runs["filter"].append(timed(lambda r=r: dnolab_sample(model, tok, prompts, r, False)))
+        runs["shipped"].append(timed(lambda r=r: dnolab_sample(model, tok, prompts, r, True)))
+    median = {name: statistics.median(times) for name, times in runs.items()}
+
+    warper = TopPLogitsWarper(TOP_P)
+    scaled = [logits / TEMPERATURE for logits in counter.kept]
+    theirs = statistics.median(timed(lambda x=x: warper(None, x)) for x in scaled)
+    ours = statistics.median(timed(lambda x=x: sampling.top_p_filter(x, TOP_P)) for x in scaled)
+    rows = scaled[0].shape[0]
+
+    lines = [
+        "# Sampling: nucleus filter and shared prompt encoding",
+        "",
+        f"Machine: {platform.machine()}, {os.cpu_count()} logical CPUs ({cpu_name()}), torch {torch.__version__}, "
+        f"{threads} torch threads, fp32. {N_PROMPTS} constraint prompts × K = {K} in one `generate` call, "
+        f"temperature {TEMPERATURE}, top-p {TOP_P}, ≤ {NEW_TOKENS} new tokens (notebook 06's settings), "
+        f"{REPEATS} alternating repeats.",
+        "",
+        "| sampler | s per call (median) | answers / s | all repeats |",
+        "|---|---|---|---|",
+    ]
+    names = {"plain": "plain `generate` (transformers' temperature and top-p warpers)",
+             "filter": "dnolab, nucleus filter, prompts encoded K times",
+             "shipped": "dnolab as shipped: filter + each prompt encoded once"}
+    for name, label in names.items():
+        lines.append(f"| {label} | {median[name]:.1f} | {answers / median[name]:.2f} | "
+                     f"{', '.join(f'{t:.1f}' for t in runs[name])} |")
+    lines += [
+        "",
+        f"**Ratio shipped / plain: {median['plain'] / median['shipped']:.2f}× the throughput** "
+        f"(the filter alone: {median['plain'] / median['filter']:.2f}×; encoding each prompt once on top "
+        f"of it: {median['filter'] / median['shipped']:.2f}×).",
+        "",
+        f"- The nucleus lay within the {sampling.NUCLEUS_CANDIDATES:,} most likely tokens in every row at "
+        f"{counter.within} of {counter.steps} decoding steps (the rest sorted the whole vocabulary).",
+        f"- The filter alone on {rows} rows of real logits: {ours * 1e3:.0f} ms a step; transformers' "
+        f"`TopPLogitsWarper`: {theirs * 1e3:.0f} ms.",
+        f"- Encoding each prompt once draws the same samples as encoding it K times: **{same}** "
+        "(the same seed; tests/test_lm_data_sampling.py checks the same against a plain `generate` "
+        "on the toy model).",
+        "",
+        "Regenerate: `python benchmarks/bench_sampling.py`.",
+        "",
+    ]
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text("\n".join(lines))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
