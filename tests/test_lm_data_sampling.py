@@ -107,24 +107,32 @@ def test_top_p_filter_agrees_with_transformers_top_p_warper():
     assert 1 < (~torch.isinf(ours)).sum(1).float().mean() < 50  # a real cut, not all or one
 
 
-def test_sampling_draws_what_generate_draws_with_its_own_temperature_and_top_p(toy_dir):
+@pytest.mark.parametrize("model_has_cache", [True, False], ids=["shared-prompt-cache", "model-without-cache"])
+def test_sampling_draws_what_generate_draws_with_its_own_temperature_and_top_p(toy_dir, model_has_cache):
     """Our warper replaces generate's temperature and top-p warpers, and each prompt is encoded
     once for its K samples: the same seed gives the same samples as a plain generate with
     temperature, top_p and num_return_sequences (which checks the warpers' order: top-p must
     see logits already divided by the temperature; and the shared cache of left-padded prompts
-    of different lengths)."""
+    of different lengths). A model that returns no cache gets generate's K copies instead."""
     import torch
 
     tok, model = load_tokenizer(str(toy_dir)), load_causal_lm(str(toy_dir))
     prompts = ["sort " + " ".join(str((d * 7 + j) % 10) for j in range(d + 1)) + " =" for d in range(6)]
+    width = max(len(tok(p)["input_ids"]) for p in prompts)
     cfg = SamplingConfig(temperature=0.4, top_p=0.7, max_new_tokens=6, batch_size=6)
     shapes = []
     hook = model.model.register_forward_hook(lambda module, args, kwargs, out: shapes.append(
         tuple(kwargs["input_ids"].shape)), with_kwargs=True)
+    if not model_has_cache:  # the prompts' forward pass returns no cache (nor reaches the hook)
+        forward = model.forward
+        model.forward = lambda **kw: forward(**kw) if kw["input_ids"].shape[0] != 6 else {}
     ours = sample_responses(model, tok, prompts, 4, cfg, seed=3, show_progress=False)
     hook.remove()
-    width = max(len(tok(p)["input_ids"]) for p in prompts)
-    assert shapes[0] == (6, width - 1) and set(shapes[1:]) == {(24, 1)}  # prompts encoded once each
+    if model_has_cache:
+        assert shapes[0] == (6, width - 1) and set(shapes[1:]) == {(24, 1)}  # prompts encoded once each
+    else:
+        del model.forward
+        assert shapes[0] == (24, width) and set(shapes[1:]) == {(24, 1)}  # generate encodes K copies
     batch = tok(prompts, return_tensors="pt", padding=True)
     torch.manual_seed(3 * 1_000_003)  # sample_responses seeds batch b with seed * 1_000_003 + b
     out = model.generate(**batch, do_sample=True, temperature=0.4, top_p=0.7, top_k=0, max_new_tokens=6,

@@ -123,7 +123,9 @@ def _shared_prompt_cache(model, input_ids, attention, k: int) -> dict:
     positions = (attention.cumsum(-1) - 1).clamp(min=0)
     out = model(input_ids=input_ids[:, :-1], attention_mask=attention[:, :-1],
                 position_ids=positions[:, :-1], use_cache=True)
-    cache = out[name]
+    cache = out.get(name)
+    if not hasattr(cache, "batch_repeat_interleave"):  # a model without a standard cache:
+        return {}  # generate copies each prompt K times, as it would without us
     cache.batch_repeat_interleave(k)
     return {name: cache}
 
