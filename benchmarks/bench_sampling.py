@@ -11,7 +11,7 @@ It also counts how often the 1,024 candidates held the nucleus (otherwise the fi
 whole vocabulary), checks that 2 and 3 draw the same samples, and times the filter alone
 against transformers' ``TopPLogitsWarper`` on the logits of real decoding steps.
 
-    python benchmarks/bench_sampling.py      # about 8 minutes on a 2-core laptop CPU
+    python benchmarks/bench_sampling.py      # about 9 minutes on a 2-core laptop CPU
 """
 
 from __future__ import annotations
