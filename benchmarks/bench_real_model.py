@@ -65,8 +65,10 @@ def _timed(fn) -> float:
 
 
 def plain_generate(model, tok, prompts: list[str], k: int = K, new_tokens: int = NEW_TOKENS,
-                   batch_size: int = SAMPLE_BATCH) -> tuple[float, int]:
-    """The reference: one ``model.generate`` call per batch, nothing else; (seconds, new tokens)."""
+                   batch_size: int = SAMPLE_BATCH, temperature: float = 0.8, top_p: float = 1.0,
+                   seed: int = 0) -> tuple[float, int]:
+    """The reference: one ``model.generate`` call per batch, nothing else (transformers' own
+    temperature and top-p warpers); (seconds, new tokens)."""
     device = next(model.parameters()).device
     tokens, start = 0, time.perf_counter()
     for i in range(0, len(prompts), batch_size):
@@ -74,10 +76,11 @@ def plain_generate(model, tok, prompts: list[str], k: int = K, new_tokens: int =
         width = max(map(len, batch))
         ids = torch.tensor([[tok.pad_token_id] * (width - len(x)) + x for x in batch], device=device)
         mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in batch], device=device)
-        torch.manual_seed(i)
+        torch.manual_seed(seed + i)
         with torch.no_grad():
-            out = model.generate(input_ids=ids, attention_mask=mask, do_sample=True, temperature=0.8, top_k=0,
-                                 max_new_tokens=new_tokens, num_return_sequences=k, pad_token_id=tok.pad_token_id)
+            out = model.generate(input_ids=ids, attention_mask=mask, do_sample=True, temperature=temperature,
+                                 top_p=top_p, top_k=0, max_new_tokens=new_tokens, num_return_sequences=k,
+                                 pad_token_id=tok.pad_token_id)
         tokens += int((out[:, width:] != tok.pad_token_id).sum())
     return time.perf_counter() - start, tokens
 

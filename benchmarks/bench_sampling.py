@@ -19,18 +19,18 @@ from __future__ import annotations
 import os
 import platform
 import statistics
-import time
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch
-from bench_cpu_bf16 import cpu_name  # benchmarks/ is on sys.path when a benchmark runs
+from bench_cpu_bf16 import cpu_name, write_report  # benchmarks/ is on sys.path when it runs
+from bench_real_model import _timed, plain_generate
 from transformers.generation.logits_process import TopPLogitsWarper
 
 from dnolab.lm import sampling
 from dnolab.lm.config import SamplingConfig
-from dnolab.lm.data import encode_prompt, load_causal_lm, load_tokenizer
+from dnolab.lm.data import load_causal_lm, load_tokenizer
 from dnolab.lm.ifeval import make_prompt_table
 from dnolab.lm.local_models import resolve_model
 from dnolab.utils import threads_for_model
@@ -38,19 +38,6 @@ from dnolab.utils import threads_for_model
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "sampling.md"
 N_PROMPTS, K, NEW_TOKENS, TEMPERATURE, TOP_P, REPEATS = 32, 4, 48, 0.7, 0.95, 2
-
-
-def plain_generate(model, tok, prompts: list[str], seed: int) -> None:
-    """The reference: one ``generate`` call with transformers' own temperature and top-p."""
-    ids = [encode_prompt(tok, p, chat=True) for p in prompts]
-    width = max(map(len, ids))
-    input_ids = torch.tensor([[tok.pad_token_id] * (width - len(x)) + x for x in ids])
-    mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in ids])
-    torch.manual_seed(seed)
-    with torch.no_grad():
-        model.generate(input_ids=input_ids, attention_mask=mask, do_sample=True, temperature=TEMPERATURE,
-                       top_p=TOP_P, top_k=0, max_new_tokens=NEW_TOKENS, num_return_sequences=K,
-                       pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
 
 
 class NucleusCounter:
@@ -81,12 +68,6 @@ def dnolab_sample(model, tok, prompts: list[str], seed: int, share_prompts: bool
         sampling._shared_prompt_cache = shared
 
 
-def timed(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
-
-
 def main() -> None:
     path = resolve_model("smollm2-135m-instruct")
     model, tok = load_causal_lm(path), load_tokenizer(path)
@@ -103,15 +84,15 @@ def main() -> None:
 
     runs = {"plain": [], "filter": [], "shipped": []}
     for r in range(REPEATS):  # alternating, so that other load on the machine falls on all three
-        runs["plain"].append(timed(lambda r=r: plain_generate(model, tok, prompts, r)))
-        runs["filter"].append(timed(lambda r=r: dnolab_sample(model, tok, prompts, r, False)))
-        runs["shipped"].append(timed(lambda r=r: dnolab_sample(model, tok, prompts, r, True)))
+        runs["plain"].append(plain_generate(model, tok, prompts, K, NEW_TOKENS, N_PROMPTS, TEMPERATURE, TOP_P, r)[0])
+        runs["filter"].append(_timed(lambda r=r: dnolab_sample(model, tok, prompts, r, False)))
+        runs["shipped"].append(_timed(lambda r=r: dnolab_sample(model, tok, prompts, r, True)))
     median = {name: statistics.median(times) for name, times in runs.items()}
 
     warper = TopPLogitsWarper(TOP_P)
     scaled = [logits / TEMPERATURE for logits in counter.kept]
-    theirs = statistics.median(timed(lambda x=x: warper(None, x)) for x in scaled)
-    ours = statistics.median(timed(lambda x=x: sampling.top_p_filter(x, TOP_P)) for x in scaled)
+    theirs = statistics.median(_timed(lambda x=x: warper(None, x)) for x in scaled)
+    ours = statistics.median(_timed(lambda x=x: sampling.top_p_filter(x, TOP_P)) for x in scaled)
     rows = scaled[0].shape[0]
 
     lines = [
@@ -148,9 +129,7 @@ def main() -> None:
         "Regenerate: `python benchmarks/bench_sampling.py`.",
         "",
     ]
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text("\n".join(lines))
-    print("\n".join(lines))
+    write_report(RESULTS, lines)
 
 
 if __name__ == "__main__":
