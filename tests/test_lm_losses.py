@@ -70,10 +70,12 @@ def _pairs(n=12, seed=0):
     return Dataset.from_dict({"prompt": prompts, "chosen": chosen, "rejected": rejected})
 
 
+@pytest.mark.parametrize("share_prompt", [True, False], ids=["one-row-per-pair", "two-rows-per-pair"])
 @pytest.mark.parametrize("nll_weight", [0.0, 0.5])
-def test_matches_trl_dpo_trainer_loss_and_gradients(tmp_path, nll_weight):
+def test_matches_trl_dpo_trainer_loss_and_gradients(tmp_path, nll_weight, share_prompt):
     """Hard targets: DNO's step equals TRL's sigmoid DPO loss with reference π_t, to 1e-5; with
-    an NLL term (RPO), TRL's sigmoid + sft losses weighted 1 and ``nll_weight``."""
+    an NLL term (RPO), TRL's sigmoid + sft losses weighted 1 and ``nll_weight``; in both of our
+    collator's layouts."""
     from trl import DPOConfig, DPOTrainer
 
     policy_dir = save_toy_policy(tmp_path / "pi_t")
@@ -106,8 +108,8 @@ def test_matches_trl_dpo_trainer_loss_and_gradients(tmp_path, nll_weight):
     ours = add_reference_logps(reference, tokenize_pairs(pairs, tok, chat=False), tok)
     rows = ours.select_columns(["prompt_ids", "chosen_ids", "rejected_ids", "ref_chosen_logps",
                                 "ref_rejected_logps"]).to_list()
-    ours_loss, _, _ = dno_batch_loss(our_model, PreferenceCollator(tok.pad_token_id)(rows), beta,
-                                     nll_weight=nll_weight)
+    collator = PreferenceCollator(tok.pad_token_id, share_prompt=share_prompt)
+    ours_loss, _, _ = dno_batch_loss(our_model, collator(rows), beta, nll_weight=nll_weight)
     ours_loss.backward()
     assert ours_loss.item() == pytest.approx(trl_loss.item(), abs=1e-5)
     for name, p in our_model.named_parameters():

@@ -1,6 +1,8 @@
 """The real-model path of notebook 06: the head run on completion columns only, fluency under a
 reference model, the ifeval world's prompt split, and the real model's bad inputs."""
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -50,6 +52,65 @@ def test_the_head_on_completion_columns_gives_the_full_logits_answer(toy, kind):
                                 torch.tensor([[0] * len(p) + [1] * len(c)])) for p, c in rows]
     torch.testing.assert_close(fast, slow, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(fast, torch.cat(alone), atol=1e-5, rtol=1e-5)
+
+
+def _pair_rows(tok):
+    """Pairs with prompts of different lengths, chosen answers longer and shorter than the
+    rejected ones, and cut answers (no end-of-sequence token)."""
+    def ids(text):
+        return tok(text, add_special_tokens=False)["input_ids"]
+
+    def ended(text):
+        return [*ids(text), tok.eos_token_id]
+
+    return [{"prompt_ids": tok("sort 3 1 =")["input_ids"], "chosen_ids": ended(" 1 3 ."),
+             "rejected_ids": ended(" 3 1 7 7 7 .")},
+            {"prompt_ids": tok("sort 9 8 7 6 5 =")["input_ids"], "chosen_ids": ended(" 5 6 7 8 9 ."),
+             "rejected_ids": ids(" 5")},
+            {"prompt_ids": tok("sort 4 =")["input_ids"], "chosen_ids": ids(" 4 4"), "rejected_ids": ended(" 2 .")}]
+
+
+@pytest.mark.parametrize("attention", ["sdpa", "eager"])
+@pytest.mark.parametrize("kind", ["llama", "gpt2"])
+def test_one_row_per_pair_gives_the_two_row_log_probs_and_gradients(toy, kind, attention):
+    """The shared-prompt layout (prompt | chosen | rejected under a 4D mask) gives each answer
+    the log-probability, and the loss the gradient, of the two-row layout, whose values the test
+    above ties to unpadded rows; for RoPE and absolute positions, bool (sdpa) and additive
+    (eager) masks."""
+    from dnolab.lm.losses import pair_completion_logps
+    from dnolab.lm.trainer import chosen_token_counts, collator_for
+
+    model, tok = toy
+    model = copy.deepcopy(model) if kind == "llama" else _gpt2(tok)
+    model.set_attn_implementation(attention)
+    rows = _pair_rows(tok)
+    shared, two = collator_for(model, tok.pad_token_id)(rows), PreferenceCollator(tok.pad_token_id)(rows)
+    assert "shared_prompt_widths" in shared and shared["input_ids"].numel() < two["input_ids"].numel()
+    torch.testing.assert_close(chosen_token_counts(shared), chosen_token_counts(two))
+    results = []
+    for batch in (shared, two):
+        model.zero_grad()
+        logps = pair_completion_logps(model, batch)
+        chosen, rejected = logps.chunk(2)
+        (torch.nn.functional.logsigmoid(0.7 * (chosen - rejected)).sum()).backward()
+        results.append((logps.detach(), {n: p.grad.clone() for n, p in model.named_parameters()}))
+    (ours, ours_grads), (theirs, their_grads) = results
+    torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-5)
+    for name, grad in ours_grads.items():
+        torch.testing.assert_close(grad, their_grads[name], atol=1e-6, rtol=1e-4, msg=name)
+
+
+def test_models_whose_attention_takes_no_custom_mask_get_two_rows_per_pair(toy):
+    from types import SimpleNamespace
+
+    from dnolab.lm.trainer import collator_for
+
+    model, tok = toy
+    flash = SimpleNamespace(config=SimpleNamespace(_attn_implementation="flash_attention_2"))
+    assert not collator_for(flash, tok.pad_token_id).share_prompt
+    assert collator_for(model, tok.pad_token_id).share_prompt
+    batch = collator_for(flash, tok.pad_token_id)(_pair_rows(tok))
+    assert "shared_prompt_widths" not in batch and batch["input_ids"].shape[0] == 6
 
 
 def test_fluency_is_the_mean_token_log_probability(toy):

@@ -179,6 +179,10 @@ class TrainingConfig:
     # into the weights at the end of the step, so that π_{t+1} is an ordinary model again.
     lora_rank: int = 0
     lora_alpha: float = 16.0
+    # One row per pair (prompt | chosen | rejected under a 4D mask: the prompt computed once)
+    # where the model's attention takes a custom mask (sdpa, eager); false: two rows per pair.
+    # The same log-probs either way (tests/test_real_model_path.py), fewer tokens this way.
+    share_prompt: bool = True
     # dno: BCE(β·Δ, target) (eq. 8 / eq. 13); sppo: SPPO's squared loss toward the win
     # rates of chosen and rejected (Wu et al. 2024), η = 1/β; sft: NLL of the chosen answer.
     loss: str = "dno"

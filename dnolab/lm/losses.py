@@ -57,6 +57,41 @@ def completion_logps(model, batch: dict) -> torch.Tensor:
     return sequence_logps(model(input_ids=ids, **kwargs).logits, ids, mask)
 
 
+def shared_prompt_logps(model, batch: dict) -> torch.Tensor:
+    """[chosen; rejected] sequence log-probs of pair rows that hold each prompt once.
+
+    A row is ``prompt | chosen | rejected`` in three column blocks of widths
+    ``shared_prompt_widths`` = (W_p, W_c, W_r), the same in every row (prompts left-padded, each
+    answer right-padded), under a 4D ``attention_mask`` in which the rejected answer sees the
+    prompt but not the chosen one, and positions restart after the prompt for each answer. Every
+    token then sees exactly the prefix it sees in a row ``prompt + answer`` of its own, so the
+    values are those of :func:`completion_logps` on the two-row layout, at the cost of one prompt
+    instead of two. The head runs on the W_c + W_r predicting columns only: column W_p − 1 (the
+    prompt's last token) predicts both answers' first token.
+    """
+    ids, mask = batch["input_ids"], batch["completion_mask"]
+    w_p, w_c, w_r = (int(w) for w in batch["shared_prompt_widths"])
+    # the token in column w_p + c is predicted from column w_p + c − 1, except the rejected
+    # answer's first (c = w_c), predicted from the prompt's last column
+    predicting = w_p - 1 + torch.arange(w_c + w_r, device=ids.device)
+    predicting[w_c:w_c + 1] = w_p - 1
+    logits = model(input_ids=ids, attention_mask=batch["attention_mask"], position_ids=batch["position_ids"],
+                   logits_to_keep=predicting, use_cache=False).logits
+    targets = ids[:, w_p:]
+    token_logps = -F.cross_entropy(logits.float().flatten(0, 1), targets.flatten(),
+                                   reduction="none").view(ids.shape[0], w_c + w_r)
+    token_logps = token_logps * mask[:, w_p:].to(token_logps.dtype)
+    return torch.cat([token_logps[:, :w_c].sum(dim=1), token_logps[:, w_c:].sum(dim=1)])
+
+
+def pair_completion_logps(model, batch: dict) -> torch.Tensor:
+    """[chosen; rejected] log-probs of a collated pair batch, in either layout of
+    ``dnolab.lm.trainer.PreferenceCollator``."""
+    if "shared_prompt_widths" in batch:
+        return shared_prompt_logps(model, batch)
+    return completion_logps(model, batch)
+
+
 def dno_loss(policy_chosen_logps: torch.Tensor, policy_rejected_logps: torch.Tensor,
              ref_chosen_logps: torch.Tensor, ref_rejected_logps: torch.Tensor,
              beta: float, target: torch.Tensor | float = 1.0) -> torch.Tensor:
