@@ -5,8 +5,9 @@ Written to benchmarks/results/real_model.md:
 1. this machine's fp32 matmul rate at the thread count used (the physical limit here);
 2. sampling: dnolab's sampler against a plain ``model.generate`` loop on the same prompts;
 3. the training step: dnolab's ``DNOTrainer`` against TRL's ``DPOTrainer`` on the same pairs
-   (reference log-probs precomputed in both), alternating repeats;
-4. the reference log-probs (forward only);
+   (reference log-probs precomputed in both), and dnolab's two batch layouts (one row per pair,
+   the prompt computed once, against two rows per pair), alternating repeats;
+4. the reference log-probs (forward only), in both layouts;
 5. one vs two threads for the training step (why the loop uses every core for real models);
 
 each with its achieved FLOP/s (≈ 2·N·tokens for a forward pass, 6·N·tokens for a training
@@ -123,26 +124,34 @@ def time_trl(path: str, pairs: Dataset, out: str, cuda: bool = False) -> list[fl
     return timer.times[WARMUP:]
 
 
-def time_dnolab(path: str, pairs: Dataset, out: str, cuda: bool = False, lora_rank: int = 0) -> tuple[list[float], int]:
+def pair_tokens(row: dict, share_prompt: bool) -> int:
+    """Real (unpadded) tokens a pair costs: its prompt once in one row, twice in two."""
+    return len(row["prompt_ids"]) * (1 if share_prompt else 2) + len(row["chosen_ids"]) + len(row["rejected_ids"])
+
+
+def time_dnolab(path: str, pairs: Dataset, out: str, cuda: bool = False, lora_rank: int = 0,
+                share_prompt: bool = True) -> tuple[list[float], int]:
     """dnolab's DNOTrainer on the same pairs (the same precision as ``time_trl``; LoRA adapters
-    of ``lora_rank`` if > 0)."""
+    of ``lora_rank`` if > 0; one row per pair unless ``share_prompt`` is false); returns the
+    step times and the real tokens of a step."""
     model = load_causal_lm(path, device="cuda" if cuda else None)
     tok = load_tokenizer(path, pad_with_eos=True)
-    data = add_reference_logps(model, tokenize_pairs(pairs, tok, chat=True), tok, batch_size=16)
+    data = add_reference_logps(model, tokenize_pairs(pairs, tok, chat=True), tok, batch_size=16,
+                               share_prompt=share_prompt)
     timer = StepTimer()
     config = TrainingConfig(beta=0.1, batch_size=BATCH, learning_rate=1e-5, epochs=STEPS * BATCH / len(data),
-                            lora_rank=lora_rank, lora_alpha=2.0 * max(lora_rank, 1))
+                            lora_rank=lora_rank, lora_alpha=2.0 * max(lora_rank, 1), share_prompt=share_prompt)
     train_on_pairs(model, tok, data, config, out, seed=0, callbacks=[timer])
-    tokens = sum(len(r["prompt_ids"]) * 2 + len(r["chosen_ids"]) + len(r["rejected_ids"]) for r in data)
+    tokens = sum(pair_tokens(r, share_prompt) for r in data)
     return timer.times[WARMUP:], tokens // len(data) * BATCH
 
 
-def reference_time(path: str, pairs: Dataset) -> tuple[float, int]:
+def reference_time(path: str, pairs: Dataset, share_prompt: bool = True) -> tuple[float, int]:
+    """Seconds to score every pair with the reference, and the real tokens scored."""
     model, tok = load_causal_lm(path), load_tokenizer(path, pad_with_eos=True)
     data = tokenize_pairs(pairs, tok, chat=True)
-    seconds = _timed(lambda: add_reference_logps(model, data, tok, batch_size=16))
-    width = [len(r["prompt_ids"]) * 2 + len(r["chosen_ids"]) + len(r["rejected_ids"]) for r in data]
-    return seconds, sum(width)
+    seconds = _timed(lambda: add_reference_logps(model, data, tok, batch_size=16, share_prompt=share_prompt))
+    return seconds, sum(pair_tokens(r, share_prompt) for r in data)
 
 
 def main() -> None:
@@ -182,34 +191,51 @@ def main() -> None:
         # 3. training step
         samples = [texts[i] for i in range(N_PROMPTS)]
         pairs = pairs_from(prompts, gold, samples)
-        ours_t, trl_t, step_tokens = [], [], 0
+        trl_t, ours_t, two_t, step_tokens = [], [], [], {}
         for r in range(REPEATS):
             trl_t.append(statistics.median(time_trl(path, pairs, str(work / f"trl{r}"))))
-            times, step_tokens = time_dnolab(path, pairs, str(work / f"ours{r}"))
+            times, step_tokens[True] = time_dnolab(path, pairs, str(work / f"ours{r}"))
             ours_t.append(statistics.median(times))
-            print(f"repeat {r}: TRL {trl_t[-1]:.2f} s/step, dnolab {ours_t[-1]:.2f} s/step", flush=True)
+            times, step_tokens[False] = time_dnolab(path, pairs, str(work / f"two{r}"), share_prompt=False)
+            two_t.append(statistics.median(times))
+            print(f"repeat {r}: TRL {trl_t[-1]:.2f} s/step, dnolab {ours_t[-1]:.2f} s/step "
+                  f"(two rows per pair {two_t[-1]:.2f})", flush=True)
         ratio = statistics.median(ours_t) / statistics.median(trl_t)
-        train_flops = 6 * n_params * step_tokens / statistics.median(ours_t) / 1e9
+        layout_ratio = statistics.median(two_t) / statistics.median(ours_t)
+
+        def achieved(times, tokens):  # GFLOP/s at 6·N·tokens per step
+            return 6 * n_params * tokens / statistics.median(times) / 1e9
+
         lines += ["## Training step", "",
                   f"Same {N_PAIRS} pairs (teacher answer ≻ a sample), batch {BATCH} pairs, chat template, reference "
                   f"log-probs precomputed in both, fp32, no activation checkpointing; median step after {WARMUP} "
-                  f"warm-up steps, {REPEATS} alternating repeats.", "",
-                  "| trainer | s / step (median) | all repeats |", "|---|---|---|",
+                  f"warm-up steps, {REPEATS} alternating repeats. Real tokens a step: {step_tokens[False]} with each "
+                  f"prompt twice (TRL, two rows per pair), {step_tokens[True]} with each prompt once.", "",
+                  "| trainer | s / step (median) | all repeats | achieved (6·N·real tokens) |", "|---|---|---|---|",
                   f"| TRL DPOTrainer (sigmoid, precompute_ref_log_probs) | {statistics.median(trl_t):.2f} | "
-                  + ", ".join(f"{x:.2f}" for x in trl_t) + " |",
-                  f"| dnolab DNOTrainer | {statistics.median(ours_t):.2f} | " + ", ".join(f"{x:.2f}" for x in ours_t)
-                  + " |", "",
-                  f"**Ratio dnolab / TRL: {ratio:.2f}**. dnolab pads prompts on the left so every completion starts "
-                  "in the same column and runs the 49k-token head only on completion columns. Achieved ≈ "
-                  f"{train_flops:.0f} GFLOP/s (6·N·tokens, {step_tokens} real tokens a step), "
-                  f"{train_flops / rate[threads]:.0%} of the matmul rate.", ""]
+                  + ", ".join(f"{x:.2f}" for x in trl_t)
+                  + f" | {achieved(trl_t, step_tokens[False]):.0f} GFLOP/s |",
+                  "| dnolab DNOTrainer, two rows per pair (`training.share_prompt: false`) | "
+                  f"{statistics.median(two_t):.2f} | " + ", ".join(f"{x:.2f}" for x in two_t)
+                  + f" | {achieved(two_t, step_tokens[False]):.0f} GFLOP/s |",
+                  f"| dnolab DNOTrainer, one row per pair (default) | {statistics.median(ours_t):.2f} | "
+                  + ", ".join(f"{x:.2f}" for x in ours_t) + f" | {achieved(ours_t, step_tokens[True]):.0f} GFLOP/s |",
+                  "", f"**Ratio dnolab / TRL: {ratio:.2f}**; one row per pair is **{layout_ratio:.2f}×** as fast as "
+                  "two. dnolab pads prompts on the left so every completion starts in the same column and runs the "
+                  "49k-token head only on completion columns; one row per pair (prompt | chosen | rejected under a "
+                  "4D mask) computes each prompt once and pads less. Achieved by the default: "
+                  f"{achieved(ours_t, step_tokens[True]) / rate[threads]:.0%} of the matmul rate.", ""]
 
         # 4. reference log-probs
-        seconds, tokens = reference_time(path, pairs)
-        ref_flops = 2 * n_params * tokens / seconds / 1e9
+        ref = {share: reference_time(path, pairs, share) for share in (False, True)}
         lines += ["## Reference log-probs (forward only)", "",
-                  f"{N_PAIRS} pairs in batches of 16: {seconds:.1f} s, ≈ {ref_flops:.0f} GFLOP/s, "
-                  f"{ref_flops / rate[threads]:.0%} of the matmul rate.", ""]
+                  f"{N_PAIRS} pairs in batches of 16:", ""]
+        for share, label in ((False, "two rows per pair"), (True, "one row per pair (default)")):
+            seconds, tokens = ref[share]
+            flops = 2 * n_params * tokens / seconds / 1e9
+            lines.append(f"* {label}: {seconds:.1f} s, {tokens} real tokens, ≈ {flops:.0f} GFLOP/s, "
+                         f"{flops / rate[threads]:.0%} of the matmul rate;")
+        lines += [f"* one row per pair is **{ref[False][0] / ref[True][0]:.2f}×** as fast.", ""]
 
         # 5. threads
         if threads > 1:
@@ -230,7 +256,8 @@ def main() -> None:
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text("\n".join(lines))
     print("\n".join(lines))
-    print(f"sampling {ours_rate / plain_rate:.2f}x plain, training {ratio:.2f}x TRL", flush=True)
+    print(f"sampling {ours_rate / plain_rate:.2f}x plain, training {ratio:.2f}x TRL, one row per pair "
+          f"{layout_ratio:.2f}x two", flush=True)
 
 
 if __name__ == "__main__":
