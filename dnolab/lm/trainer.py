@@ -263,7 +263,7 @@ class StepRecorder(TrainerCallback):
 
 
 def dno_batch_loss(model, inputs: dict, beta: float, loss: str = "dno", nll_weight: float = 0.0):
-    """Mean loss of a collated batch ([chosen; rejected] rows) and the policy's log-probs;
+    """Mean loss of a collated batch (either layout of PreferenceCollator) and the policy's log-probs;
     ``nll_weight`` > 0 adds that multiple of the chosen answers' NLL per token (RPO)."""
     chosen, rejected = pair_completion_logps(model, inputs).chunk(2)
     chosen_tokens = chosen_token_counts(inputs)
