@@ -22,7 +22,6 @@ steps would take hours) and writes benchmarks/results/cpu_bf16_emulated.md inste
 from __future__ import annotations
 
 import os
-import platform
 import shutil
 import statistics
 import tempfile
@@ -41,7 +40,7 @@ from bench_real_model import (
     pairs_from,
     plain_generate,
 )
-from timing import StepTimer  # benchmarks/ is on sys.path when a benchmark runs
+from timing import StepTimer, cpu_name  # benchmarks/ is on sys.path when a benchmark runs
 
 from dnolab.lm.data import load_causal_lm, load_tokenizer
 from dnolab.lm.ifeval import make_prompt_table
@@ -71,17 +70,6 @@ def step_times(path: str, pairs, out: str, bf16: bool) -> list[float]:
                             bf16=bf16)
     train_on_pairs(model, tok, data, config, out, seed=0, callbacks=[timer])
     return timer.times[WARMUP:]
-
-
-def cpu_name() -> str:
-    """The CPU's model name (Linux), or the architecture where it cannot be read."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.machine()
 
 
 def write_report(path: Path, lines: list[str]) -> None:

@@ -30,7 +30,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch
 from datasets import Dataset
-from timing import StepTimer  # benchmarks/ is on sys.path when a benchmark runs
+from timing import StepTimer, cpu_name  # benchmarks/ is on sys.path when a benchmark runs
 
 from dnolab.lm.config import SamplingConfig, TrainingConfig
 from dnolab.lm.data import encode_prompt, load_causal_lm, load_tokenizer
@@ -163,7 +163,7 @@ def main() -> None:
     torch.set_num_threads(threads)
     work = Path(tempfile.mkdtemp(prefix="dnolab-bench-real-"))
     lines = ["# DNO on a real model: SmolLM2-135M-Instruct", "",
-             f"Machine: {platform.machine()}, {os.cpu_count()} logical CPUs, torch {torch.__version__}, "
+             f"Machine: {cpu_name()} ({platform.machine()}), {os.cpu_count()} logical CPUs, torch {torch.__version__}, "
              f"{threads} torch threads unless said, fp32, {n_params:,} parameters. Other jobs may have shared "
              "the machine: ratios come from alternating repeats in one run, not from absolute times.", "",
              "Matmul rate (2048² fp32, best of 10): "

@@ -24,8 +24,9 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch
-from bench_cpu_bf16 import cpu_name, write_report  # benchmarks/ is on sys.path when it runs
+from bench_cpu_bf16 import write_report  # benchmarks/ is on sys.path when it runs
 from bench_real_model import _timed, plain_generate
+from timing import cpu_name
 from transformers.generation.logits_process import TopPLogitsWarper
 
 from dnolab.lm import sampling

@@ -1,6 +1,9 @@
-"""A Trainer callback that times every optimizer step, shared by the trainer benchmarks."""
+"""What the benchmarks share: a Trainer callback that times every optimizer step, and the
+CPU's name for their reports (the same code runs at very different speeds on different CPUs)."""
 
+import platform
 import time
+from pathlib import Path
 
 from transformers import TrainerCallback
 
@@ -16,3 +19,14 @@ class StepTimer(TrainerCallback):
 
     def on_step_end(self, args, state, control, **kwargs):
         self.times.append(time.perf_counter() - self._start)
+
+
+def cpu_name() -> str:
+    """The CPU's model name (Linux), or the architecture where it cannot be read."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.machine()
