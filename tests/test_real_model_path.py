@@ -1,5 +1,6 @@
-"""The real-model path of notebook 06: the head run on completion columns only, fluency under a
-reference model, the ifeval world's prompt split, and the real model's bad inputs."""
+"""The real-model path of notebook 06: the head run on completion columns only, one row per
+pair, fluency under a reference model, the ifeval world's prompt split, and the real model's bad
+inputs."""
 
 import copy
 
