@@ -31,6 +31,11 @@ def sequence_logps(logits: torch.Tensor, input_ids: torch.Tensor, completion_mas
     return (token_logps * completion_mask[:, 1:].to(token_logps.dtype)).sum(dim=1)
 
 
+def _token_logps(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """log π(target) per position, from logits aligned with their targets (fp32 softmax)."""
+    return -F.cross_entropy(logits.float().flatten(0, 1), targets.flatten(), reduction="none").view(targets.shape)
+
+
 def completion_logps(model, batch: dict) -> torch.Tensor:
     """Σ log π(token | prefix) over each row's completion tokens, as :func:`sequence_logps`.
 
@@ -51,8 +56,7 @@ def completion_logps(model, batch: dict) -> torch.Tensor:
     if has_completion.any() and bool((first[has_completion] == start).all()) and start > 0:
         width = ids.shape[1] - start  # completion columns
         logits = model(input_ids=ids, logits_to_keep=width + 1, **kwargs).logits[:, :width]
-        token_logps = -F.cross_entropy(logits.float().flatten(0, 1), ids[:, start:].flatten(),
-                                       reduction="none").view(ids.shape[0], width)
+        token_logps = _token_logps(logits, ids[:, start:])
         return (token_logps * mask[:, start:].to(token_logps.dtype)).sum(dim=1)
     return sequence_logps(model(input_ids=ids, **kwargs).logits, ids, mask)
 
@@ -77,9 +81,7 @@ def shared_prompt_logps(model, batch: dict) -> torch.Tensor:
     predicting[w_c:w_c + 1] = w_p - 1
     logits = model(input_ids=ids, attention_mask=batch["attention_mask"], position_ids=batch["position_ids"],
                    logits_to_keep=predicting, use_cache=False).logits
-    targets = ids[:, w_p:]
-    token_logps = -F.cross_entropy(logits.float().flatten(0, 1), targets.flatten(),
-                                   reduction="none").view(ids.shape[0], w_c + w_r)
+    token_logps = _token_logps(logits, ids[:, w_p:])
     token_logps = token_logps * mask[:, w_p:].to(token_logps.dtype)
     return torch.cat([token_logps[:, :w_c].sum(dim=1), token_logps[:, w_c:].sum(dim=1)])
 
