@@ -152,14 +152,14 @@ def test_the_loop_takes_its_gold_answers_from_the_configured_teacher(tmp_path, m
     run = loop.DNORun(config, show_progress=False)  # loads no model
     part = run.parts["iter_01"]
     answer = "Many people drink it, and some grow it at home. Its history goes back a long way, and the"
-    monkeypatch.setattr(loop, "sample_sharded", lambda _m, _t, prompts, k, *a, **kw: (
-        [[answer] * k for _ in prompts], [[False] * k for _ in prompts]))
+    monkeypatch.setattr(loop, "sample_sharded", lambda _m, _t, prompts, k, *a, **kw: (  # as it returns
+        {i: [answer] * k for i in range(len(prompts))}, {i: [False] * k for i in range(len(prompts))}))
     rows = run.sample(None, None, part, 1)
     gold = [r["gold"] for r in rows]
     if teacher == "template":
         assert gold == part.gold
         return
-    kept = [g for g in gold if "Many people drink it" in g or "MANY PEOPLE DRINK IT" in g]
+    kept = [g for g in gold if "many people drink it" in g.lower()]
     assert len(kept) > 0.9 * len(gold)  # the student's words, corrected
     for row in rows:
         ok = constraints_met(row["prompt"], row["gold"])

@@ -50,7 +50,7 @@ class World:
         p = self.config.prompts
         return load_prompt_dataset(p.source, p.split, p.prompt_column, p.gold_column, p.limit, seed)
 
-    def teacher_answers(self, prompts: list[str], samples: list[list[str]], finished: list[list[bool]],
+    def teacher_answers(self, prompts: list[str], samples: dict[int, list[str]], finished: dict[int, list[bool]],
                         gold: list[str]) -> list[str]:
         """The gold answers of one iteration (Algorithm 2, line 3): the prompt set's own, or, with
         ``prompts.teacher: corrector``, a correction of one of the student's samples."""
@@ -58,7 +58,8 @@ class World:
             return list(gold)
         from .ifeval.corrector import correcting_teacher
 
-        return [correcting_teacher(p, s, f, g)[0] for p, s, f, g in zip(prompts, samples, finished, gold, strict=True)]
+        return [correcting_teacher(p, samples[i], finished[i], g)[0]  # by position: lists or {index: ...}
+                for i, (p, g) in enumerate(zip(prompts, gold, strict=True))]
 
     def response_metrics(self, prompts: list[str], responses: list[str]) -> dict:
         """World-specific diagnostics of a policy's responses (toy: exact match, styles)."""
