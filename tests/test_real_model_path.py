@@ -147,12 +147,15 @@ def test_the_ifeval_world_keeps_held_out_constraint_kinds_out_of_training(tmp_pa
 @pytest.mark.parametrize("teacher", ["template", "corrector"])
 def test_the_loop_takes_its_gold_answers_from_the_configured_teacher(tmp_path, monkeypatch, teacher):
     import dnolab.lm.loop as loop
+    import dnolab.lm.sampling as sampling
 
     config = load_config("smollm2_ifeval", {"output_dir": str(tmp_path), "prompts.teacher": teacher})
     run = loop.DNORun(config, show_progress=False)  # loads no model
     part = run.parts["iter_01"]
     answer = "Many people drink it, and some grow it at home. Its history goes back a long way, and the"
-    monkeypatch.setattr(loop, "sample_sharded", lambda _m, _t, prompts, k, *a, **kw: (  # as it returns
+    # only the model is stubbed (sample_responses, under the real sample_sharded): the teacher gets what
+    # the loop really passes it
+    monkeypatch.setattr(sampling, "sample_responses", lambda _m, _t, prompts, k, *a, **kw: (
         {i: [answer] * k for i in range(len(prompts))}, {i: [False] * k for i in range(len(prompts))}))
     rows = run.sample(None, None, part, 1)
     gold = [r["gold"] for r in rows]
