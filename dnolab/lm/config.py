@@ -179,6 +179,10 @@ class TrainingConfig:
     # into the weights at the end of the step, so that π_{t+1} is an ordinary model again.
     lora_rank: int = 0
     lora_alpha: float = 16.0
+    # > 0: the input embeddings (with a tied output head, the head too) and the lowest this many
+    # decoder layers stay fixed; the step trains the layers above. Fewer weights to update make a
+    # step cheaper on a CPU (benchmarks/bench_real_model.py).
+    frozen_layers: int = 0
     # One row per pair (prompt | chosen | rejected under a 4D mask: the prompt computed once)
     # where the model's attention takes a custom mask (sdpa, eager); false: two rows per pair.
     # The same log-probs either way (tests/test_real_model_path.py), fewer tokens this way.
@@ -209,6 +213,10 @@ class TrainingConfig:
         if self.lora_rank < 0 or not self.lora_alpha > 0:
             raise ConfigError(f"training.lora_rank must be >= 0 (0: full fine-tuning) and lora_alpha > 0, got "
                               f"{self.lora_rank} and {self.lora_alpha}")
+        if self.frozen_layers < 0:
+            raise ConfigError(f"training.frozen_layers must be >= 0 (0: every layer trains), got {self.frozen_layers}")
+        if self.frozen_layers and self.lora_rank:
+            raise ConfigError("training.frozen_layers and training.lora_rank both limit what trains: set one of them")
         if self.bf16 not in (True, False, "auto"):
             raise ConfigError(f"training.bf16 must be true, false or 'auto', got {self.bf16!r}")
 

@@ -47,7 +47,7 @@ def completion_logps(model, batch: dict) -> torch.Tensor:
     full logits.
     """
     ids, mask = batch["input_ids"], batch["completion_mask"]
-    kwargs = {"attention_mask": batch["attention_mask"], "use_cache": False}
+    kwargs = {"attention_mask": batch["attention_mask"], "use_cache": False, **_model_input(batch)}
     if "position_ids" in batch:
         kwargs["position_ids"] = batch["position_ids"]
     first = mask.int().argmax(dim=1)  # each row's first completion column
@@ -55,10 +55,18 @@ def completion_logps(model, batch: dict) -> torch.Tensor:
     start = int(first[has_completion].min()) if has_completion.any() else ids.shape[1]
     if has_completion.any() and bool((first[has_completion] == start).all()) and start > 0:
         width = ids.shape[1] - start  # completion columns
-        logits = model(input_ids=ids, logits_to_keep=width + 1, **kwargs).logits[:, :width]
+        logits = model(logits_to_keep=width + 1, **kwargs).logits[:, :width]
         token_logps = _token_logps(logits, ids[:, start:])
         return (token_logps * mask[:, start:].to(token_logps.dtype)).sum(dim=1)
-    return sequence_logps(model(input_ids=ids, **kwargs).logits, ids, mask)
+    return sequence_logps(model(**kwargs).logits, ids, mask)
+
+
+def _model_input(batch: dict) -> dict:
+    """The token ids, or hidden states given in their place (``inputs_embeds``: the output of
+    frozen lower layers, ``dnolab.lm.frozen``); the ids still name the targets."""
+    if "inputs_embeds" in batch:
+        return {"inputs_embeds": batch["inputs_embeds"]}
+    return {"input_ids": batch["input_ids"]}
 
 
 def shared_prompt_logps(model, batch: dict) -> torch.Tensor:
@@ -79,7 +87,7 @@ def shared_prompt_logps(model, batch: dict) -> torch.Tensor:
     # answer's first (c = w_c), predicted from the prompt's last column
     predicting = w_p - 1 + torch.arange(w_c + w_r, device=ids.device)
     predicting[w_c:w_c + 1] = w_p - 1
-    logits = model(input_ids=ids, attention_mask=batch["attention_mask"], position_ids=batch["position_ids"],
+    logits = model(**_model_input(batch), attention_mask=batch["attention_mask"], position_ids=batch["position_ids"],
                    logits_to_keep=predicting, use_cache=False).logits
     token_logps = _token_logps(logits, ids[:, w_p:])
     token_logps = token_logps * mask[:, w_p:].to(token_logps.dtype)

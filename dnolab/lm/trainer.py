@@ -19,6 +19,7 @@ from transformers.trainer_callback import PrinterCallback, ProgressCallback
 from .config import LOSSES, TrainingConfig
 from .data import encode_prompt
 from .errors import ConfigError, DNOInputError
+from .frozen import FrozenPrefix, freeze_lowest_layers, only_layers
 from .losses import dno_loss, pair_completion_logps, sppo_loss
 
 __all__ = ["LOSSES", "DNOTrainer", "PreferenceCollator", "TrainingConfig", "add_reference_logps", "collator_for",
@@ -87,6 +88,8 @@ class PreferenceCollator:
             if key in examples[0]:
                 batch[key] = torch.tensor([float(e[key]) for e in examples])
         batch["target"] = torch.tensor([float(e.get("target", 1.0)) for e in examples])
+        if "pair_index" in examples[0]:  # the key to a pair's cached frozen-layer states
+            batch["pair_index"] = torch.tensor([int(e["pair_index"]) for e in examples])
         return batch
 
     def rows(self, rows: list[tuple[list[int], list[int]]]) -> dict[str, torch.Tensor]:
@@ -290,11 +293,17 @@ class DNOTrainer(Trainer):
         if not beta > 0:
             raise ValueError(f"beta must be > 0, got {beta}")
         self.beta, self.loss_type, self.nll_weight = beta, loss, nll_weight
+        self.prefix: FrozenPrefix | None = None  # set by train_on_pairs with training.frozen_layers
         self._step_metrics: dict[str, list[float]] = {}
         super().__init__(*args, **kwargs)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        loss, chosen, rejected = dno_batch_loss(model, inputs, self.beta, self.loss_type, self.nll_weight)
+        if self.prefix is None:
+            loss, chosen, rejected = dno_batch_loss(model, inputs, self.beta, self.loss_type, self.nll_weight)
+        else:  # the frozen lower layers' output was computed once: run the layers above it
+            inputs = {**inputs, "inputs_embeds": self.prefix.hidden_for(inputs)}
+            with only_layers(self.accelerator.unwrap_model(model), self.prefix.n_layers):
+                loss, chosen, rejected = dno_batch_loss(model, inputs, self.beta, self.loss_type, self.nll_weight)
         if model.training:
             self._record(chosen.detach(), rejected.detach(), inputs)
         return (loss, {"chosen_logps": chosen, "rejected_logps": rejected}) if return_outputs else loss
@@ -379,16 +388,26 @@ def train_on_pairs(model, tokenizer, pairs, config: TrainingConfig, output_dir: 
     args = training_arguments(config, output_dir, seed, len(pairs), world_size, use_cpu, show_progress)
     if config.lora_rank:
         model = with_lora(model, config.lora_rank, config.lora_alpha)
+    if config.frozen_layers:
+        freeze_lowest_layers(model, config.frozen_layers)
+        pairs = pairs.remove_columns([c for c in ["pair_index"] if c in pairs.column_names])
+        pairs = pairs.add_column("pair_index", list(range(len(pairs))))
+        keep.append("pair_index")
     recorder = StepRecorder()
+    collator = collator_for(model, tokenizer.pad_token_id, config.share_prompt)
     trainer = DNOTrainer(model=model, args=args, beta=config.beta, loss=config.loss,
                          nll_weight=config.nll_weight, train_dataset=pairs.select_columns(keep),
-                         data_collator=collator_for(model, tokenizer.pad_token_id, config.share_prompt),
-                         callbacks=[recorder, *(callbacks or [])])
+                         data_collator=collator, callbacks=[recorder, *(callbacks or [])])
+    if config.frozen_layers:  # after the Trainer has put the model on its device
+        examples = pairs.select_columns(["pair_index", "prompt_ids", "chosen_ids", "rejected_ids"]).to_list()
+        trainer.prefix = FrozenPrefix(config.frozen_layers).build(model, examples, collator,
+                                                                  config.reference_batch_size)
     quiet_trainer(trainer, show_progress, desc="training")
     trainer.train()
     model = trainer.model
     if config.lora_rank:
         model = model.merge_and_unload()  # W + (α/r)·B·A: the next iterate is a plain model
+    model.requires_grad_(True)  # the next iterate is an ordinary model again
     return model, recorder.steps
 
 

@@ -1,0 +1,143 @@
+"""Training only the upper layers, with the frozen lower layers run once per pair, not per step.
+
+With the input embeddings (and a tied output head) and the lowest N decoder layers fixed, the
+hidden state that leaves layer N at a token depends on the pair's tokens only, never on the
+step. :class:`FrozenPrefix` computes it once for every pair before the first step; each step
+then runs layers N+1… from it (``inputs_embeds`` into the model with its layer list cut to the
+upper layers). The values are those of the whole model, so a second epoch costs only the
+upper layers' forward and backward (tests/test_frozen_layers.py; benchmarks/bench_real_model.py).
+
+The prefix of a token is the same in both layouts of ``dnolab.lm.trainer.PreferenceCollator``:
+the prompt sees itself, each answer the prompt and itself, so one cache per pair holds
+``[prompt; chosen; rejected]`` and serves either.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import torch
+from torch import nn
+
+from .errors import ConfigError
+from .losses import pair_completion_logps
+
+
+def decoder_layers(model) -> nn.ModuleList:
+    """The decoder's layer list (``model.model.layers``: Llama, Qwen2, Mistral, Gemma, …)."""
+    layers = getattr(getattr(model, "model", None), "layers", None)
+    if not isinstance(layers, nn.ModuleList):
+        raise ConfigError(f"training.frozen_layers needs a decoder whose layers are model.model.layers; "
+                          f"{type(model).__name__} has none: set training.frozen_layers to 0")
+    return layers
+
+
+def freeze_lowest_layers(model, n: int) -> None:
+    """Fix the input embeddings (a tied output head with them) and the lowest ``n`` decoder layers."""
+    layers = decoder_layers(model)
+    if not 0 < n < len(layers):
+        raise ConfigError(f"training.frozen_layers={n}: it must leave at least one of the model's "
+                          f"{len(layers)} decoder layers to train")
+    model.get_input_embeddings().requires_grad_(False)
+    for layer in layers[:n]:
+        layer.requires_grad_(False)
+
+
+@contextmanager
+def only_layers(model, start: int, stop: int | None = None, final_norm: bool = True):
+    """The model with its layer list cut to ``layers[start:stop]`` (and, without ``final_norm``,
+    its last norm an identity, so that it returns what layer ``stop`` receives)."""
+    base = model.model
+    layers, norm = base.layers, base.norm
+    base.layers = nn.ModuleList(list(layers)[start:stop])
+    if not final_norm:
+        base.norm = nn.Identity()
+    try:
+        yield model
+    finally:
+        base.layers, base.norm = layers, norm
+
+
+class FrozenPrefix:
+    """Each pair's hidden states after the frozen lower layers, and the batches built from them."""
+
+    def __init__(self, n_layers: int):
+        self.n_layers = n_layers
+        self.states: dict[int, torch.Tensor] = {}  # pair index → [prompt; chosen; rejected] × hidden
+        self.lengths: dict[int, tuple[int, int, int]] = {}
+
+    @torch.no_grad()
+    def build(self, model, examples: list[dict], collator, batch_size: int) -> FrozenPrefix:
+        """Run embeddings and layers 1…N over every pair once (each ``example`` holds
+        ``pair_index``, ``prompt_ids``, ``chosen_ids``, ``rejected_ids``)."""
+        device = next(model.parameters()).device
+        was_training = model.training
+        model.eval()
+        for start in range(0, len(examples), batch_size):
+            chunk = examples[start:start + batch_size]
+            batch = collator(chunk)
+            kwargs = {k: batch[k].to(device) for k in ("input_ids", "attention_mask", "position_ids")}
+            with only_layers(model, 0, self.n_layers, final_norm=False):
+                hidden = model.model(**kwargs, use_cache=False).last_hidden_state
+            self._keep(chunk, batch, hidden)
+            if start == 0:
+                self._check(model, {k: v.to(device) for k, v in batch.items()})
+        model.train(was_training)
+        return self
+
+    def _check(self, model, batch: dict, atol: float = 1e-3) -> None:
+        """The cached path must give the whole model's log-probs: a model whose forward changes
+        ``inputs_embeds`` (e.g. Gemma scales them) or skips ``model.model.layers`` cannot be cached."""
+        whole = pair_completion_logps(model, batch)
+        with only_layers(model, self.n_layers):
+            cached = pair_completion_logps(model, {**batch, "inputs_embeds": self.hidden_for(batch)})
+        gap = float((whole - cached).abs().max())
+        if not gap <= atol:
+            raise ConfigError(f"training.frozen_layers: {type(model).__name__} gives other log-probs from cached "
+                              f"hidden states than from its tokens (max gap {gap:.3g} nats): set "
+                              f"training.frozen_layers to 0 for this model")
+
+    def _keep(self, chunk: list[dict], batch: dict, hidden: torch.Tensor) -> None:
+        for row, example in enumerate(chunk):
+            lengths = tuple(len(example[k]) for k in ("prompt_ids", "chosen_ids", "rejected_ids"))
+            (p, c, r), (w_p, w_c) = lengths, self._widths(batch, chunk)
+            if "shared_prompt_widths" in batch:
+                parts = [hidden[row, w_p - p:w_p], hidden[row, w_p:w_p + c], hidden[row, w_p + w_c:w_p + w_c + r]]
+            else:  # rows prompt + chosen, then prompt + rejected
+                rejected_row = hidden[len(chunk) + row]
+                parts = [hidden[row, w_p - p:w_p], hidden[row, w_p:w_p + c], rejected_row[w_p:w_p + r]]
+            self.states[int(example["pair_index"])] = torch.cat(parts).clone()
+            self.lengths[int(example["pair_index"])] = lengths
+
+    def _widths(self, batch: dict, chunk: list[dict] | None = None, indices: list[int] | None = None):
+        """(prompt width, chosen width) of a collated batch, as the collator chose them."""
+        if "shared_prompt_widths" in batch:
+            w_p, w_c, _ = (int(w) for w in batch["shared_prompt_widths"])
+            return w_p, w_c
+        prompts = ([len(e["prompt_ids"]) for e in chunk] if chunk is not None
+                   else [self.lengths[i][0] for i in indices])
+        return max(prompts), None
+
+    def hidden_for(self, batch: dict) -> torch.Tensor:
+        """Layer N's output for a collated batch, in its layout (zeros at padding, which no
+        real token sees)."""
+        indices = [int(i) for i in batch["pair_index"]]
+        missing = [i for i in indices if i not in self.states]
+        if missing:
+            raise KeyError(f"pairs {missing[:5]} were not in the frozen-prefix cache: build it over every pair")
+        first = self.states[indices[0]]
+        n = len(indices)
+        rows = n if "shared_prompt_widths" in batch else 2 * n
+        out = first.new_zeros(rows, batch["input_ids"].shape[1], first.shape[-1])
+        w_p, w_c = self._widths(batch, indices=indices)
+        for row, index in enumerate(indices):
+            (p, c, r), state = self.lengths[index], self.states[index]
+            prompt, chosen, rejected = state[:p], state[p:p + c], state[p + c:]
+            out[row, w_p - p:w_p] = prompt
+            out[row, w_p:w_p + c] = chosen
+            if "shared_prompt_widths" in batch:
+                out[row, w_p + w_c:w_p + w_c + r] = rejected
+            else:
+                out[n + row, w_p - p:w_p] = prompt
+                out[n + row, w_p:w_p + r] = rejected
+        return out
