@@ -67,34 +67,40 @@ class FrozenPrefix:
         self.lengths: dict[int, tuple[int, int, int]] = {}
 
     @torch.no_grad()
-    def build(self, model, examples: list[dict], collator, batch_size: int) -> FrozenPrefix:
+    def build(self, model, examples: list[dict], collator, batch_size: int, bf16: bool = False) -> FrozenPrefix:
         """Run embeddings and layers 1…N over every pair once (each ``example`` holds
-        ``pair_index``, ``prompt_ids``, ``chosen_ids``, ``rejected_ids``)."""
+        ``pair_index``, ``prompt_ids``, ``chosen_ids``, ``rejected_ids``), under the step's
+        bfloat16 autocast if it has one, so that the step sees what the whole model would compute."""
         device = next(model.parameters()).device
         was_training = model.training
         model.eval()
         for start in range(0, len(examples), batch_size):
             chunk = examples[start:start + batch_size]
-            batch = collator(chunk)
-            kwargs = {k: batch[k].to(device) for k in ("input_ids", "attention_mask", "position_ids")}
-            with only_layers(model, 0, self.n_layers, final_norm=False):
-                hidden = model.model(**kwargs, use_cache=False).last_hidden_state
-            self._keep(chunk, batch, hidden)
+            batch = {k: v.to(device) for k, v in collator(chunk).items()}
             if start == 0:
-                self._check(model, {k: v.to(device) for k, v in batch.items()})
+                self._check(model, batch)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                self._keep(chunk, batch, self._lower(model, batch))
         model.train(was_training)
         return self
 
+    def _lower(self, model, batch: dict) -> torch.Tensor:
+        """What layer N + 1 receives, for a collated batch."""
+        with only_layers(model, 0, self.n_layers, final_norm=False):
+            return model.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                               position_ids=batch.get("position_ids"), use_cache=False).last_hidden_state
+
     def _check(self, model, batch: dict, atol: float = 1e-3) -> None:
-        """The cached path must give the whole model's log-probs: a model whose forward changes
-        ``inputs_embeds`` (e.g. Gemma scales them) or skips ``model.model.layers`` cannot be cached."""
-        whole = pair_completion_logps(model, batch)
+        """In fp32, the upper layers fed the lower layers' output must give the whole model's
+        log-probs: a model whose forward changes ``inputs_embeds`` or does more than run
+        ``model.model.layers`` in turn cannot be cached."""
+        whole, lower = pair_completion_logps(model, batch), self._lower(model, batch)
         with only_layers(model, self.n_layers):
-            cached = pair_completion_logps(model, {**batch, "inputs_embeds": self.hidden_for(batch)})
+            cached = pair_completion_logps(model, {**batch, "inputs_embeds": lower})
         gap = float((whole - cached).abs().max())
         if not gap <= atol:
-            raise ConfigError(f"training.frozen_layers: {type(model).__name__} gives other log-probs from cached "
-                              f"hidden states than from its tokens (max gap {gap:.3g} nats): set "
+            raise ConfigError(f"training.frozen_layers: {type(model).__name__} gives other log-probs from its "
+                              f"lower layers' output than from its tokens (max gap {gap:.3g} nats): set "
                               f"training.frozen_layers to 0 for this model")
 
     def _keep(self, chunk: list[dict], batch: dict, hidden: torch.Tensor) -> None:

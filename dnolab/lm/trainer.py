@@ -400,8 +400,8 @@ def train_on_pairs(model, tokenizer, pairs, config: TrainingConfig, output_dir: 
                          data_collator=collator, callbacks=[recorder, *(callbacks or [])])
     if config.frozen_layers:  # after the Trainer has put the model on its device
         examples = pairs.select_columns(["pair_index", "prompt_ids", "chosen_ids", "rejected_ids"]).to_list()
-        trainer.prefix = FrozenPrefix(config.frozen_layers).build(model, examples, collator,
-                                                                  config.reference_batch_size)
+        trainer.prefix = FrozenPrefix(config.frozen_layers).build(
+            model, examples, collator, config.reference_batch_size, bf16=args.bf16)
     quiet_trainer(trainer, show_progress, desc="training")
     trainer.train()
     model = trainer.model
