@@ -77,8 +77,8 @@ class FrozenPrefix:
         for start in range(0, len(examples), batch_size):
             chunk = examples[start:start + batch_size]
             batch = {k: v.to(device) for k, v in collator(chunk).items()}
-            if start == 0:
-                self._check(model, batch)
+            if start == 0:  # two pairs tell whether the model can be cached (a batch: a reference pass)
+                self._check(model, {k: v.to(device) for k, v in collator(chunk[:2]).items()})
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
                 self._keep(chunk, batch, self._lower(model, batch))
         model.train(was_training)
