@@ -4,8 +4,8 @@ With the input embeddings (and a tied output head) and the lowest N decoder laye
 hidden state that leaves layer N at a token depends on the pair's tokens only, never on the
 step. :class:`FrozenPrefix` computes it once for every pair before the first step; each step
 then runs layers N+1… from it (``inputs_embeds`` into the model with its layer list cut to the
-upper layers). The values are those of the whole model, so a second epoch costs only the
-upper layers' forward and backward (tests/test_frozen_layers.py; benchmarks/bench_real_model.py).
+upper layers). The values are those of the whole model (tests/test_frozen_layers.py), and a
+step costs only the upper layers' forward and backward (benchmarks/results/frozen_layers.md).
 
 The prefix of a token is the same in both layouts of ``dnolab.lm.trainer.PreferenceCollator``:
 the prompt sees itself, each answer the prompt and itself, so one cache per pair holds
@@ -104,9 +104,10 @@ class FrozenPrefix:
                               f"training.frozen_layers to 0 for this model")
 
     def _keep(self, chunk: list[dict], batch: dict, hidden: torch.Tensor) -> None:
+        w_p, w_c = self._widths(batch, [len(e["prompt_ids"]) for e in chunk])
         for row, example in enumerate(chunk):
             lengths = tuple(len(example[k]) for k in ("prompt_ids", "chosen_ids", "rejected_ids"))
-            (p, c, r), (w_p, w_c) = lengths, self._widths(batch, chunk)
+            p, c, r = lengths
             if "shared_prompt_widths" in batch:
                 parts = [hidden[row, w_p - p:w_p], hidden[row, w_p:w_p + c], hidden[row, w_p + w_c:w_p + w_c + r]]
             else:  # rows prompt + chosen, then prompt + rejected
@@ -115,14 +116,14 @@ class FrozenPrefix:
             self.states[int(example["pair_index"])] = torch.cat(parts).clone()
             self.lengths[int(example["pair_index"])] = lengths
 
-    def _widths(self, batch: dict, chunk: list[dict] | None = None, indices: list[int] | None = None):
-        """(prompt width, chosen width) of a collated batch, as the collator chose them."""
+    @staticmethod
+    def _widths(batch: dict, prompt_lengths: list[int]) -> tuple[int, int | None]:
+        """(prompt width, chosen width) of a collated batch, as the collator chose them (the
+        two-row layout aligns every answer on the prompt width)."""
         if "shared_prompt_widths" in batch:
             w_p, w_c, _ = (int(w) for w in batch["shared_prompt_widths"])
             return w_p, w_c
-        prompts = ([len(e["prompt_ids"]) for e in chunk] if chunk is not None
-                   else [self.lengths[i][0] for i in indices])
-        return max(prompts), None
+        return max(prompt_lengths), None
 
     def hidden_for(self, batch: dict) -> torch.Tensor:
         """Layer N's output for a collated batch, in its layout (zeros at padding, which no
@@ -135,7 +136,7 @@ class FrozenPrefix:
         n = len(indices)
         rows = n if "shared_prompt_widths" in batch else 2 * n
         out = first.new_zeros(rows, batch["input_ids"].shape[1], first.shape[-1])
-        w_p, w_c = self._widths(batch, indices=indices)
+        w_p, w_c = self._widths(batch, [self.lengths[i][0] for i in indices])
         for row, index in enumerate(indices):
             (p, c, r), state = self.lengths[index], self.states[index]
             prompt, chosen, rejected = state[:p], state[p:p + c], state[p + c:]

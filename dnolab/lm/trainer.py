@@ -407,7 +407,8 @@ def train_on_pairs(model, tokenizer, pairs, config: TrainingConfig, output_dir: 
     model = trainer.model
     if config.lora_rank:
         model = model.merge_and_unload()  # W + (α/r)·B·A: the next iterate is a plain model
-    model.requires_grad_(True)  # the next iterate is an ordinary model again
+    if config.frozen_layers:
+        model.requires_grad_(True)  # the next iterate is an ordinary model again
     return model, recorder.steps
 
 
