@@ -23,12 +23,11 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch
-from bench_real_model import pairs_from
+from bench_real_model import gold_pairs
 from timing import StepTimer, cpu_name
 
 from dnolab.lm.config import TrainingConfig
 from dnolab.lm.data import load_causal_lm, load_tokenizer
-from dnolab.lm.ifeval import make_prompt_table
 from dnolab.lm.local_models import resolve_model
 from dnolab.lm.trainer import add_reference_logps, tokenize_pairs, train_on_pairs
 
@@ -60,9 +59,7 @@ def main() -> None:
     threads = os.cpu_count() or 1
     torch.set_num_threads(threads)
     path = resolve_model("smollm2-135m-instruct")
-    table = make_prompt_table(32, seed=7)
-    gold = [r["gold"] for r in table]
-    pairs = pairs_from([r["prompt"] for r in table], gold, [[gold[(i + 1) % len(gold)]] for i in range(len(gold))])
+    pairs = gold_pairs()
     work = Path(tempfile.mkdtemp(prefix="dnolab-bench-frozen-"))
     steps, outside = {w: [] for w in WAYS.values()}, {w: [] for w in WAYS.values()}
     try:

@@ -22,9 +22,8 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch
-from bench_real_model import pairs_from, time_dnolab
+from bench_real_model import gold_pairs, time_dnolab
 
-from dnolab.lm.ifeval import make_prompt_table
 from dnolab.lm.local_models import resolve_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,9 +35,7 @@ def main() -> None:
     threads = os.cpu_count() or 1
     torch.set_num_threads(threads)
     path = resolve_model("smollm2-135m-instruct")
-    table = make_prompt_table(32, seed=7)
-    gold = [r["gold"] for r in table]
-    pairs = pairs_from([r["prompt"] for r in table], gold, [[gold[(i + 1) % len(gold)]] for i in range(len(gold))])
+    pairs = gold_pairs()
     work, times = Path(tempfile.mkdtemp(prefix="dnolab-bench-lora-")), {r: [] for r in RANKS}
     try:
         for repeat in range(REPEATS):

@@ -105,6 +105,13 @@ def pairs_from(prompts, gold, samples) -> Dataset:
     return Dataset.from_list((rows * (N_PAIRS // len(rows) + 1))[:N_PAIRS])
 
 
+def gold_pairs(n_prompts: int = 32) -> Dataset:
+    """N_PAIRS pairs of teacher-length answers: a prompt's teacher answer ≻ the next prompt's."""
+    table = make_prompt_table(n_prompts, seed=7)
+    gold = [r["gold"] for r in table]
+    return pairs_from([r["prompt"] for r in table], gold, [[gold[(i + 1) % len(gold)]] for i in range(len(gold))])
+
+
 def time_trl(path: str, pairs: Dataset, out: str, cuda: bool = False) -> list[float]:
     """TRL's DPOTrainer: its step times after the warm-up steps (bf16 on a GPU, fp32 on a CPU)."""
     from trl import DPOConfig, DPOTrainer
