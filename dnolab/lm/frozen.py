@@ -104,26 +104,25 @@ class FrozenPrefix:
                               f"training.frozen_layers to 0 for this model")
 
     def _keep(self, chunk: list[dict], batch: dict, hidden: torch.Tensor) -> None:
-        w_p, w_c = self._widths(batch, [len(e["prompt_ids"]) for e in chunk])
+        prompt_width = max(len(e["prompt_ids"]) for e in chunk)
         for row, example in enumerate(chunk):
             lengths = tuple(len(example[k]) for k in ("prompt_ids", "chosen_ids", "rejected_ids"))
-            p, c, r = lengths
-            if "shared_prompt_widths" in batch:
-                parts = [hidden[row, w_p - p:w_p], hidden[row, w_p:w_p + c], hidden[row, w_p + w_c:w_p + w_c + r]]
-            else:  # rows prompt + chosen, then prompt + rejected
-                rejected_row = hidden[len(chunk) + row]
-                parts = [hidden[row, w_p - p:w_p], hidden[row, w_p:w_p + c], rejected_row[w_p:w_p + r]]
-            self.states[int(example["pair_index"])] = torch.cat(parts).clone()
+            spans = self._spans(batch, prompt_width, row, len(chunk), lengths)[:3]
+            self.states[int(example["pair_index"])] = torch.cat([hidden[i, a:b] for i, a, b in spans]).clone()
             self.lengths[int(example["pair_index"])] = lengths
 
     @staticmethod
-    def _widths(batch: dict, prompt_lengths: list[int]) -> tuple[int, int | None]:
-        """(prompt width, chosen width) of a collated batch, as the collator chose them (the
-        two-row layout aligns every answer on the prompt width)."""
+    def _spans(batch: dict, prompt_width: int, row: int, n: int,
+               lengths: tuple[int, int, int]) -> list[tuple[int, int, int]]:
+        """Where pair ``row`` of a collated batch of ``n`` holds its prompt, chosen and rejected
+        tokens, as (row, first column, end column); in the two-row layout (rows prompt + chosen,
+        then prompt + rejected, every answer at the widest prompt's width) the prompt again, last."""
+        p, c, r = lengths
         if "shared_prompt_widths" in batch:
             w_p, w_c, _ = (int(w) for w in batch["shared_prompt_widths"])
-            return w_p, w_c
-        return max(prompt_lengths), None
+            return [(row, w_p - p, w_p), (row, w_p, w_p + c), (row, w_p + w_c, w_p + w_c + r)]
+        w_p = prompt_width
+        return [(row, w_p - p, w_p), (row, w_p, w_p + c), (n + row, w_p, w_p + r), (n + row, w_p - p, w_p)]
 
     def hidden_for(self, batch: dict) -> torch.Tensor:
         """Layer N's output for a collated batch, in its layout (zeros at padding, which no
@@ -132,19 +131,14 @@ class FrozenPrefix:
         missing = [i for i in indices if i not in self.states]
         if missing:
             raise KeyError(f"pairs {missing[:5]} were not in the frozen-prefix cache: build it over every pair")
-        first = self.states[indices[0]]
-        n = len(indices)
+        first, n = self.states[indices[0]], len(indices)
         rows = n if "shared_prompt_widths" in batch else 2 * n
         out = first.new_zeros(rows, batch["input_ids"].shape[1], first.shape[-1])
-        w_p, w_c = self._widths(batch, [self.lengths[i][0] for i in indices])
+        prompt_width = max(self.lengths[i][0] for i in indices)
         for row, index in enumerate(indices):
-            (p, c, r), state = self.lengths[index], self.states[index]
-            prompt, chosen, rejected = state[:p], state[p:p + c], state[p + c:]
-            out[row, w_p - p:w_p] = prompt
-            out[row, w_p:w_p + c] = chosen
-            if "shared_prompt_widths" in batch:
-                out[row, w_p + w_c:w_p + w_c + r] = rejected
-            else:
-                out[n + row, w_p - p:w_p] = prompt
-                out[n + row, w_p:w_p + r] = rejected
+            (p, c, _), state = self.lengths[index], self.states[index]
+            parts = (state[:p], state[p:p + c], state[p + c:], state[:p])  # one row per pair: no 4th span
+            spans = self._spans(batch, prompt_width, row, n, self.lengths[index])
+            for (i, a, b), part in zip(spans, parts, strict=False):
+                out[i, a:b] = part
         return out
