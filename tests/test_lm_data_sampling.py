@@ -108,42 +108,16 @@ def test_top_p_filter_agrees_with_transformers_top_p_warper():
     assert 1 < (~torch.isinf(ours)).sum(1).float().mean() < 50  # a real cut, not all or one
 
 
-def test_nucleus_sampler_draws_from_transformers_temperature_and_top_p_distribution():
-    """The draw among the nucleus candidates has the distribution of transformers' own recipe
-    (TemperatureLogitsWarper, TopPLogitsWarper, softmax): a chi-square test on 40,000 draws of
-    each of two rows (a nucleus of 44 tokens, within the 64 candidates, and one of 348, beyond
-    them), no token outside the nucleus, one finite logit per row for greedy."""
-    import torch
-    from scipy.stats import chisquare
-    from transformers.generation.logits_process import TemperatureLogitsWarper, TopPLogitsWarper
-
-    from dnolab.lm.sampling import NucleusSampler
-
-    temperature, top_p, n = 0.7, 0.8, 40_000
-    rows = torch.randn(2, 3000, generator=torch.Generator().manual_seed(2)) * torch.tensor([[2.0], [1.5]])
-    theirs = TopPLogitsWarper(top_p)(None, TemperatureLogitsWarper(temperature)(None, rows.clone())).softmax(-1)
-    torch.manual_seed(0)
-    for row, expected in zip(rows, theirs, strict=True):
-        out = NucleusSampler(temperature, top_p, candidates=64)(None, row.expand(n, -1).clone())
-        assert torch.equal(torch.isinf(out).logical_not().sum(-1), torch.ones(n, dtype=torch.long))
-        counts = torch.bincount(out.argmax(-1), minlength=rows.shape[1]).double()
-        kept = expected > 0
-        assert counts[~kept].sum() == 0 and kept.sum() in (44, 348)
-        probs = expected[kept].double().numpy()
-        assert chisquare(counts[kept].numpy(), probs / probs.sum() * n).pvalue > 1e-3
-
-
 @pytest.mark.parametrize("model_has_cache", [True, False], ids=["shared-prompt-cache", "model-without-cache"])
-def test_sampling_draws_what_generate_draws_from_k_copies_of_each_prompt(toy_dir, model_has_cache):
-    """Each prompt is encoded once for its K samples, and the tokens all prompts start with once
-    for the batch: the same seed gives the same samples as a plain greedy generate over K
-    left-padded copies of each prompt with the same sampler (which checks the shared cache of
-    prompts of different lengths, the padding after the shared tokens and the positions). A
-    model that returns no cache gets generate's K copies instead."""
+def test_sampling_draws_what_generate_draws_with_its_own_temperature_and_top_p(toy_dir, model_has_cache):
+    """Our warper replaces generate's temperature and top-p warpers, the tokens every prompt
+    starts with are encoded once for the batch and each prompt once for its K samples: the same
+    seed gives the same samples as a plain generate of left-padded prompts with temperature,
+    top_p and num_return_sequences (which checks the warpers' order: top-p must see logits
+    already divided by the temperature; and the shared cache of prompts of different lengths,
+    padded after their shared start, with their positions). A model that returns no cache gets
+    generate's K copies instead."""
     import torch
-    from transformers import LogitsProcessorList
-
-    from dnolab.lm.sampling import NucleusSampler
 
     tok, model = load_tokenizer(str(toy_dir)), load_causal_lm(str(toy_dir))
     prompts = ["sort " + " ".join(str((d * 7 + j) % 10) for j in range(d + 1)) + " =" for d in range(6)]
@@ -164,10 +138,8 @@ def test_sampling_draws_what_generate_draws_from_k_copies_of_each_prompt(toy_dir
         assert shapes[0] == (24, width) and set(shapes[1:]) == {(24, 1)}  # generate encodes K copies
     batch = tok(prompts, return_tensors="pt", padding=True)
     torch.manual_seed(3 * 1_000_003)  # sample_responses seeds batch b with seed * 1_000_003 + b
-    out = model.generate(input_ids=batch["input_ids"].repeat_interleave(4, 0),
-                         attention_mask=batch["attention_mask"].repeat_interleave(4, 0), do_sample=False,
-                         logits_processor=LogitsProcessorList([NucleusSampler(0.4, 0.7)]), max_new_tokens=6,
-                         pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
+    out = model.generate(**batch, do_sample=True, temperature=0.4, top_p=0.7, top_k=0, max_new_tokens=6,
+                         num_return_sequences=4, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
     texts = [t.strip() for t in tok.batch_decode(out[:, batch["input_ids"].shape[1]:], skip_special_tokens=True)]
     assert [ours[i] for i in range(6)] == [texts[4 * i:4 * i + 4] for i in range(6)]
     assert len({t for v in ours.values() for t in v}) > 6  # the samples do vary
