@@ -145,6 +145,25 @@ def test_sampling_draws_what_generate_draws_with_its_own_temperature_and_top_p(t
     assert len({t for v in ours.values() for t in v}) > 6  # the samples do vary
 
 
+@pytest.mark.parametrize("hub_default", [{"repetition_penalty": 3.0}, {"no_repeat_ngram_size": 1},
+                                         {"min_new_tokens": 4}, {"min_p": 0.3}], ids=lambda d: next(iter(d)))
+def test_samples_follow_the_config_not_the_models_own_decoding_defaults(toy_dir, hub_default):
+    """generate fills every setting it is not given from the model's generation_config.json,
+    where Hub chat models keep their own decoding (a repetition penalty, min-p, a minimum
+    length). DNO's samples must come from π_t as the config states, so such a file changes
+    nothing, and the model keeps it."""
+    from transformers import GenerationConfig
+
+    tok, model = load_tokenizer(str(toy_dir)), load_causal_lm(str(toy_dir))
+    prompts = [f"sort {a} {b} {c} =" for a, b, c in np.random.default_rng(1).integers(0, 10, (4, 3))]
+    cfg = SamplingConfig(temperature=1.0, top_p=1.0, max_new_tokens=8, batch_size=4)
+    plain = sample_responses(model, tok, prompts, 8, cfg, seed=3, show_progress=False)
+    hub_like = GenerationConfig(**hub_default)
+    model.generation_config = hub_like
+    assert sample_responses(model, tok, prompts, 8, cfg, seed=3, show_progress=False) == plain
+    assert model.generation_config is hub_like
+
+
 def test_prompt_rows_share_the_common_start_and_end_every_prompt_in_the_last_column():
     from dnolab.lm.sampling import prompt_rows
 

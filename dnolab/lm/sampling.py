@@ -85,7 +85,7 @@ def sample_batch(model, tokenizer, prompts: list[str], k: int, config: SamplingC
     """K sampled responses for each prompt of one batch (one generate call), and whether each one
     ended by itself (end-of-sequence) rather than being cut at ``max_new_tokens``."""
     import torch
-    from transformers import LogitsProcessorList
+    from transformers import GenerationConfig, LogitsProcessorList
 
     device = next(model.parameters()).device
     input_ids, attention, shared = prompt_rows([encode_prompt(tokenizer, p, chat) for p in prompts],
@@ -99,13 +99,21 @@ def sample_batch(model, tokenizer, prompts: list[str], k: int, config: SamplingC
         cache = _prompt_cache(model, input_ids, attention, shared, k) if width > 1 else {}
         if cache:  # one row per sample from here on; the prompts' cache is already expanded
             input_ids, attention = input_ids.repeat_interleave(k, 0), attention.repeat_interleave(k, 0)
-        out = model.generate(
-            input_ids=input_ids, attention_mask=attention, do_sample=True,
-            temperature=1.0, top_p=1.0, top_k=0,
-            logits_processor=LogitsProcessorList([NucleusWarper(config.temperature, config.top_p)]),
-            max_new_tokens=config.max_new_tokens, num_return_sequences=1 if cache else k,
-            pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id, **cache,
-        )
+        # Samples come from π_t as the config states (Algorithm 2, line 4), nothing else:
+        # generate fills every setting not passed here from the model's generation_config.json,
+        # where Hub chat models keep their own decoding (a repetition penalty, min-p, a minimum
+        # length), so it draws under an empty one.
+        own_defaults, model.generation_config = model.generation_config, GenerationConfig()
+        try:
+            out = model.generate(
+                input_ids=input_ids, attention_mask=attention, do_sample=True,
+                temperature=1.0, top_p=1.0, top_k=0,
+                logits_processor=LogitsProcessorList([NucleusWarper(config.temperature, config.top_p)]),
+                max_new_tokens=config.max_new_tokens, num_return_sequences=1 if cache else k,
+                pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id, **cache,
+            )
+        finally:
+            model.generation_config = own_defaults
     model.train(was_training)
     new = out[:, width:]
     texts = [t.strip() for t in tokenizer.batch_decode(new, skip_special_tokens=True)]
