@@ -5,13 +5,19 @@ import json
 
 import numpy as np
 import pytest
-from lm_helpers import save_tiny_chat_model, save_toy_policy, write_prompt_file
+from lm_helpers import (
+    byte_level_tokenizer,
+    save_tiny_chat_model,
+    save_toy_policy,
+    write_prompt_file,
+)
 
 from dnolab.lm.data import (
     DNOInputError,
     PromptSet,
     check_prompt_lengths,
     encode_prompt,
+    end_of_turn_id,
     load_causal_lm,
     load_prompt_dataset,
     load_tokenizer,
@@ -162,6 +168,60 @@ def test_samples_follow_the_config_not_the_models_own_decoding_defaults(toy_dir,
     model.generation_config = hub_like
     assert sample_responses(model, tok, prompts, 8, cfg, seed=3, show_progress=False) == plain
     assert model.generation_config is hub_like
+
+
+# Templates shaped like real ones, on the test tokenizer's special tokens: what follows an
+# assistant message is its end of turn (Gemma: <end_of_turn>, whose tokenizer's EOS is <eos>),
+# the EOS itself (Mistral's </s>), or plain text, where only the EOS is left.
+TURN_TEMPLATES = {
+    "end of turn after the answer": ("{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}<|end|>\n"
+                                     "{% endfor %}", "<|end|>"),
+    "EOS after the answer": ("{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}<eos>{% endfor %}", "<eos>"),
+    "no special token after the answer": ("{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n"
+                                          "{% endfor %}", "<eos>"),
+    "a template that refuses an assistant turn": ("{{ raise_exception('users only') if messages|length > 1 }}"
+                                                   "<|user|>{{ messages[0]['content'] }}", "<eos>"),
+}
+
+
+@pytest.mark.parametrize("name", TURN_TEMPLATES)
+def test_an_answer_ends_with_the_token_its_chat_template_writes_after_it(name):
+    template, expected = TURN_TEMPLATES[name]
+    tok = byte_level_tokenizer(chat_template=template)
+    assert end_of_turn_id(tok, chat=True) == tok.convert_tokens_to_ids(expected)
+    assert end_of_turn_id(tok, chat=False) == tok.eos_token_id
+
+
+def _always_emits(model, token_id: int):
+    """Make a tiny model put (almost) all probability on one token, whatever the input."""
+    def boost(module, args, out):
+        out = out.clone()
+        out[..., token_id] += 100.0
+        return out
+
+    model.lm_head.register_forward_hook(boost)
+
+
+@pytest.mark.parametrize("stop", ["chat template's end of turn", "model's own eos_token_id list"])
+def test_a_chat_model_stops_at_the_end_of_its_turn_and_the_answer_counts_as_finished(tmp_path, stop):
+    """A chat model ends its turn with the template's token or one of its generation_config's
+    ``eos_token_id`` list (Llama 3 Instruct names three), not always the tokenizer's EOS: there
+    sampling must stop and flag the answer finished, or every answer would run to the limit."""
+    path = save_tiny_chat_model(tmp_path / "chat")
+    tok, model = load_tokenizer(str(path)), load_causal_lm(str(path))
+    if stop == "chat template's end of turn":
+        token = tok.convert_tokens_to_ids("<|end|>")
+    else:
+        token = tok(" sea", add_special_tokens=False)["input_ids"][-1]
+        model.generation_config.eos_token_id = [tok.eos_token_id, token]
+    _always_emits(model, token)
+    cfg = SamplingConfig(max_new_tokens=8, batch_size=2)
+    for sample in (sample_responses, functools.partial(sample_responses, reference=load_causal_lm(str(path)),
+                                                         alpha=0.5)):
+        texts, finished = sample(model, tok, ["Hi", "Name a colour"], 2, cfg, seed=0, chat=True,
+                                 show_progress=False, with_finished=True)
+        assert all(all(f) for f in finished.values()), finished
+        assert all(t in {"", "sea"} for ts in texts.values() for t in ts), texts
 
 
 def test_prompt_rows_share_the_common_start_and_end_every_prompt_in_the_last_column():

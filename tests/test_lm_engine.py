@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 from datasets import Dataset
-from lm_helpers import save_toy_policy
+from lm_helpers import save_tiny_chat_model, save_toy_policy
 
 from dnolab.lm.config import TrainingConfig, from_dict
 from dnolab.lm.data import load_causal_lm, load_tokenizer
@@ -172,6 +172,23 @@ def test_cut_answers_get_no_end_of_sequence_token(tmp_path):
     assert rows[0]["rejected_ids"] == [*ids, tok.eos_token_id]
     assert rows[1]["rejected_ids"] == ids  # cut at max_new_tokens: it never ended, so no EOS
     assert rows[1]["chosen_ids"][-1] == tok.eos_token_id
+
+
+def test_a_chat_answer_ends_as_its_chat_template_writes_it(tmp_path):
+    """For a chat model a finished answer ends with the template's end of turn (here ``<|end|>``;
+    the tokenizer's EOS is ``<eos>``, as Gemma's is), the tokens the template itself gives an
+    assistant message; a cut one gets nothing."""
+    tok = load_tokenizer(str(save_tiny_chat_model(tmp_path / "chat")))
+    pairs = Dataset.from_dict({"prompt": ["Hi"], "chosen": ["Red and blue."], "rejected": ["Red and"],
+                               "chosen_finished": [True], "rejected_finished": [False]})
+    row = tokenize_pairs(pairs, tok, chat=True)[0]
+    user = [{"role": "user", "content": "Hi"}]
+    prompt = tok.apply_chat_template(user, add_generation_prompt=True, tokenize=True)["input_ids"]
+    whole = tok.apply_chat_template([*user, {"role": "assistant", "content": "Red and blue."}],
+                                    tokenize=True)["input_ids"]
+    assert row["prompt_ids"] == prompt and row["chosen_ids"] == whole[len(prompt):]
+    assert row["chosen_ids"][-1] != tok.eos_token_id
+    assert row["rejected_ids"] == tok("Red and", add_special_tokens=False)["input_ids"]
 
 
 # --- runs -----------------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ def _quiet_progress_bars() -> None:
 
 _quiet_progress_bars()
 
-__all__ = ["DNOInputError", "PromptSet", "check_prompt_lengths", "completion_text", "encode_prompt",
+__all__ = ["DNOInputError", "PromptSet", "check_prompt_lengths", "completion_text", "encode_prompt", "end_of_turn_id",
            "load_causal_lm", "load_prompt_dataset", "load_tokenizer", "split_prompts"]
 
 
@@ -204,6 +204,27 @@ def encode_prompt(tokenizer, prompt: str, chat: bool) -> list[int]:
                                             add_generation_prompt=True, tokenize=True)
         return list(ids["input_ids"] if isinstance(ids, dict) or hasattr(ids, "keys") else ids)
     return tokenizer(prompt, add_special_tokens=True)["input_ids"]
+
+
+def end_of_turn_id(tokenizer, chat: bool) -> int:
+    """The token that ends an answer: for a chat model, the one its chat template writes after
+    an assistant message (SmolLM2's and Qwen's ``<|im_end|>``, Llama 3's ``<|eot_id|>``,
+    Gemma's ``<end_of_turn>``), which is not always the tokenizer's EOS (Gemma's is ``<eos>``);
+    otherwise, and where the template does not show one, the tokenizer's EOS."""
+    eos = tokenizer.eos_token_id
+    if not chat or getattr(tokenizer, "chat_template", None) is None:
+        return eos
+    probe = "dnolab-end-of-turn-probe"
+    try:
+        text = tokenizer.apply_chat_template([{"role": "user", "content": "Hi"},
+                                              {"role": "assistant", "content": probe}], tokenize=False)
+    except Exception:  # a template with rules of its own (roles, system turns): keep the EOS
+        return eos
+    if probe not in text:
+        return eos
+    after = tokenizer(text.split(probe, 1)[1], add_special_tokens=False)["input_ids"]
+    special = set(tokenizer.all_special_ids) | {i for i, t in tokenizer.added_tokens_decoder.items() if t.special}
+    return after[0] if after and after[0] in special else eos
 
 
 def context_length(model) -> int | None:

@@ -171,18 +171,19 @@ def mean_token_logps(model, tokenizer, prompts, responses, finished=None, chat: 
                      batch_size: int = 32) -> np.ndarray:
     """Per answer, the mean log-probability per token under ``model`` (e.g. the starting policy):
     a fluency measure that a policy cannot raise by meeting constraints with unnatural text.
-    An answer that ended is scored with its end-of-sequence token, a cut one without."""
+    An answer that ended is scored with the token that ends it (``end_of_turn_id``), a cut one without."""
     import torch
 
-    from .data import encode_prompt
+    from .data import encode_prompt, end_of_turn_id
     from .losses import completion_logps
     from .trainer import PreferenceCollator
 
     collate, device, out = PreferenceCollator(tokenizer.pad_token_id), next(model.parameters()).device, []
     ended = [True] * len(responses) if finished is None else list(finished)
+    end = end_of_turn_id(tokenizer, chat)
     rows = []
     for p, r, done in zip(prompts, responses, ended, strict=True):
-        ids = tokenizer(r.strip(), add_special_tokens=False)["input_ids"] + ([tokenizer.eos_token_id] if done else [])
+        ids = tokenizer(r.strip(), add_special_tokens=False)["input_ids"] + ([end] if done else [])
         rows.append((encode_prompt(tokenizer, p, chat), ids))
     with torch.no_grad():
         for start in range(0, len(rows), batch_size):

@@ -13,7 +13,7 @@ from collections import Counter
 from tqdm.auto import tqdm
 
 from .config import SamplingConfig
-from .data import completion_text, encode_prompt
+from .data import completion_text, encode_prompt, end_of_turn_id
 from .distributed import gather_dict, my_share
 
 __all__ = ["NucleusWarper", "SamplingConfig", "batch_indices", "is_degenerate", "prompt_rows", "sample_batch",
@@ -88,6 +88,7 @@ def sample_batch(model, tokenizer, prompts: list[str], k: int, config: SamplingC
     from transformers import GenerationConfig, LogitsProcessorList
 
     device = next(model.parameters()).device
+    stops = stop_token_ids(model, tokenizer, chat)
     input_ids, attention, shared = prompt_rows([encode_prompt(tokenizer, p, chat) for p in prompts],
                                                tokenizer.pad_token_id)
     input_ids, attention = input_ids.to(device), attention.to(device)
@@ -110,15 +111,25 @@ def sample_batch(model, tokenizer, prompts: list[str], k: int, config: SamplingC
                 temperature=1.0, top_p=1.0, top_k=0,
                 logits_processor=LogitsProcessorList([NucleusWarper(config.temperature, config.top_p)]),
                 max_new_tokens=config.max_new_tokens, num_return_sequences=1 if cache else k,
-                pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id, **cache,
+                pad_token_id=tokenizer.pad_token_id, eos_token_id=stops, **cache,
             )
         finally:
             model.generation_config = own_defaults
     model.train(was_training)
     new = out[:, width:]
     texts = [t.strip() for t in tokenizer.batch_decode(new, skip_special_tokens=True)]
-    finished = (new == tokenizer.eos_token_id).any(dim=1).tolist()
+    finished = torch.isin(new, torch.tensor(stops, device=new.device)).any(dim=1).tolist()
     return _per_prompt(texts, k), _per_prompt(finished, k)
+
+
+def stop_token_ids(model, tokenizer, chat: bool) -> list[int]:
+    """Every token that ends an answer: the chat template's end of turn first, then the
+    tokenizer's EOS and the model's own ``eos_token_id`` list (Llama 3 Instruct's names three),
+    so that a chat model stops where it ends its turn, and its answer counts as finished."""
+    own = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    own = [own] if isinstance(own, int) else list(own or [])
+    ids = [end_of_turn_id(tokenizer, chat), tokenizer.eos_token_id, *own]
+    return list(dict.fromkeys(i for i in ids if i is not None))
 
 
 def prompt_rows(ids: list[list[int]], pad: int):
@@ -189,7 +200,7 @@ def sample_mixture_batch(model, reference, tokenizer, prompts: list[str], k: int
     device = next(model.parameters()).device
     ids = [encode_prompt(tokenizer, p, chat) for p in prompts]
     width = max(len(x) for x in ids)
-    pad, eos = tokenizer.pad_token_id, tokenizer.eos_token_id
+    pad, stops = tokenizer.pad_token_id, torch.tensor(stop_token_ids(model, tokenizer, chat), device=device)
     input_ids = torch.tensor([[pad] * (width - len(x)) + x for x in ids], device=device).repeat_interleave(k, 0)
     mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in ids], device=device).repeat_interleave(k, 0)
     done = torch.zeros(len(input_ids), dtype=torch.bool, device=device)
@@ -206,7 +217,7 @@ def sample_mixture_batch(model, reference, tokenizer, prompts: list[str], k: int
             nxt = torch.where(done, torch.full_like(nxt, pad), nxt)
             input_ids = torch.cat([input_ids, nxt[:, None]], 1)
             mask = torch.cat([mask, (~done).long()[:, None]], 1)
-            done |= nxt == eos
+            done |= torch.isin(nxt, stops)
             if done.all():
                 break
     model.train(states[0])

@@ -17,7 +17,7 @@ from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
 from .config import LOSSES, TrainingConfig
-from .data import encode_prompt
+from .data import encode_prompt, end_of_turn_id
 from .errors import ConfigError, DNOInputError
 from .frozen import FrozenPrefix, freeze_lowest_layers, only_layers
 from .losses import dno_loss, pair_completion_logps, sppo_loss
@@ -28,11 +28,12 @@ __all__ = ["LOSSES", "DNOTrainer", "PreferenceCollator", "TrainingConfig", "add_
 def tokenize_pairs(pairs, tokenizer, chat: bool):
     """Add ``prompt_ids``, ``chosen_ids``, ``rejected_ids`` to a pair dataset.
 
-    A completion that ended by itself gets the end-of-sequence token, as TRL does; one that was
-    cut at ``max_new_tokens`` (``chosen_finished`` / ``rejected_finished`` false) does not,
-    or training would teach the policy to stop mid-sentence.
+    A completion that ended by itself gets the token that ends an answer (the end-of-sequence
+    token, as TRL does, or a chat template's end of turn: :func:`dnolab.lm.data.end_of_turn_id`);
+    one that was cut at ``max_new_tokens`` (``chosen_finished`` / ``rejected_finished`` false)
+    does not, or training would teach the policy to stop mid-sentence.
     """
-    eos = tokenizer.eos_token_id
+    eos = end_of_turn_id(tokenizer, chat)
 
     def encode(batch):
         if chat:
