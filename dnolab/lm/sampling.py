@@ -17,7 +17,7 @@ from .data import completion_text, encode_prompt, end_of_turn_id
 from .distributed import gather_dict, my_share
 
 __all__ = ["NucleusWarper", "SamplingConfig", "batch_indices", "is_degenerate", "prompt_rows", "sample_batch",
-           "sample_mixture_batch", "sample_responses", "sample_sharded", "top_p_filter"]
+           "sample_mixture_batch", "sample_responses", "sample_sharded", "stop_token_ids", "top_p_filter"]
 
 # Candidates a nucleus is looked for among before falling back to sorting the whole vocabulary.
 # On a 2-vCPU AMD EPYC, transformers' top-p warper (a sort of SmolLM2's 49,152 logits) took
