@@ -7,7 +7,7 @@ import copy
 import numpy as np
 import pytest
 import torch
-from lm_helpers import save_toy_policy
+from lm_helpers import save_tiny_chat_model, save_toy_policy
 
 from dnolab.lm.config import load_config
 from dnolab.lm.data import check_prompt_lengths, encode_prompt, load_causal_lm, load_tokenizer
@@ -125,6 +125,22 @@ def test_fluency_is_the_mean_token_log_probability(toy):
             logp = torch.log_softmax(model(torch.tensor([p + c])).logits[0].float(), -1)
         expected = np.mean([logp[len(p) - 1 + k, token].item() for k, token in enumerate(c)])
         assert value == pytest.approx(expected, abs=1e-5)
+
+
+def test_a_chat_answers_fluency_counts_the_token_its_template_ends_it_with(tmp_path):
+    """A finished chat answer is scored up to and with the template's end of turn (``<|end|>``
+    here; the tokenizer's EOS is ``<eos>``), the tokens the template renders for it."""
+    path = save_tiny_chat_model(tmp_path / "chat")
+    model, tok = load_causal_lm(str(path)), load_tokenizer(str(path))
+    user = [{"role": "user", "content": "Hi"}]
+    got = mean_token_logps(model, tok, ["Hi"], ["Red and blue."], finished=[True], chat=True)[0]
+    p = tok.apply_chat_template(user, add_generation_prompt=True, tokenize=True)["input_ids"]
+    whole = tok.apply_chat_template([*user, {"role": "assistant", "content": "Red and blue."}],
+                                    tokenize=True)["input_ids"]
+    with torch.no_grad():
+        logp = torch.log_softmax(model(torch.tensor([whole])).logits[0].float(), -1)
+    expected = np.mean([logp[k - 1, whole[k]].item() for k in range(len(p), len(whole))])
+    assert got == pytest.approx(expected, abs=1e-5)
 
 
 def test_the_ifeval_world_keeps_held_out_constraint_kinds_out_of_training(tmp_path):

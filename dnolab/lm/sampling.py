@@ -83,7 +83,7 @@ def batch_indices(n_prompts: int, batch_size: int) -> list[range]:
 def sample_batch(model, tokenizer, prompts: list[str], k: int, config: SamplingConfig,
                  seed: int, chat: bool = False) -> tuple[list[list[str]], list[list[bool]]]:
     """K sampled responses for each prompt of one batch (one generate call), and whether each one
-    ended by itself (end-of-sequence) rather than being cut at ``max_new_tokens``."""
+    ended by itself (one of ``stop_token_ids``) rather than being cut at ``max_new_tokens``."""
     import torch
     from transformers import GenerationConfig, LogitsProcessorList
 

@@ -33,7 +33,7 @@ def tokenize_pairs(pairs, tokenizer, chat: bool):
     one that was cut at ``max_new_tokens`` (``chosen_finished`` / ``rejected_finished`` false)
     does not, or training would teach the policy to stop mid-sentence.
     """
-    eos = end_of_turn_id(tokenizer, chat)
+    end = end_of_turn_id(tokenizer, chat)
 
     def encode(batch):
         if chat:
@@ -45,7 +45,7 @@ def tokenize_pairs(pairs, tokenizer, chat: bool):
         for side in ("chosen", "rejected"):
             ids = tokenizer(batch[side], add_special_tokens=False)["input_ids"]
             ended = batch.get(f"{side}_finished") or [True] * n
-            out[f"{side}_ids"] = [[*c, eos] if done else list(c) for c, done in zip(ids, ended, strict=True)]
+            out[f"{side}_ids"] = [[*c, end] if done else list(c) for c, done in zip(ids, ended, strict=True)]
         return out
 
     return pairs.map(encode, batched=True, batch_size=1000)
