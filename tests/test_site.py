@@ -241,13 +241,34 @@ def test_the_site_root_opens_the_readme(browser, site):
 
 SOLUTIONS = sorted((ROOT / "docs" / "solutions").glob("*.md"))
 FENCE = re.compile(r"^```(python|text)\n(.*?)^```$", re.S | re.M)
+RECORDED_ON = re.compile(r"<!-- numbers recorded on: (.+?) -->")
+NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+
+
+def cpu_kind() -> str:
+    """What decides which fp32 kernels torch runs here: the vendor, the vector ISA torch
+    dispatches to and AMX tiles (e.g. ``Intel AVX512 AMX``, ``AMD AVX2``). A training run's
+    numbers repeat bit for bit only on the same kind (README, notebook 04's headline)."""
+    import torch
+
+    caps = torch.cpu.get_capabilities()
+    vendor = next((v for v in ("Intel", "AMD") if v.lower() in str(caps.get("cpu_name", "")).lower()),
+                  str(caps.get("architecture", "unknown")))
+    return " ".join([vendor, torch.backends.cpu.get_cpu_capability(), *(["AMX"] if caps.get("amx_tile") else [])])
 
 
 @pytest.mark.parametrize("page", SOLUTIONS, ids=[p.stem for p in SOLUTIONS])
 def test_solution_code_runs_and_prints_the_numbers_on_its_page(page, capsys):
-    """Each ```python block runs (in order, one namespace); the ```text block after it is its output."""
-    blocks = FENCE.findall(page.read_text())
+    """Each ```python block runs (in order, one namespace); the ```text block after it is its output.
+
+    A page whose numbers come from training says on which kind of CPU it printed them
+    (``<!-- numbers recorded on: Intel AVX512 AMX -->``); on another kind each block must print
+    the same text with other numbers, and the test skips the exact comparison, saying so."""
+    text = page.read_text()
+    blocks = FENCE.findall(text)
     assert blocks and blocks[0][0] == "python", f"{page.name} has no code"
+    recorded = RECORDED_ON.search(text)
+    exact = recorded is None or recorded.group(1) == cpu_kind()
     namespace: dict = {"__name__": "__solutions__"}
     for k, (kind, body) in enumerate(blocks):
         if kind != "python":
@@ -256,4 +277,10 @@ def test_solution_code_runs_and_prints_the_numbers_on_its_page(page, capsys):
         exec(compile(body, f"{page.name} block {k}", "exec"), namespace)
         printed = capsys.readouterr().out
         if k + 1 < len(blocks) and blocks[k + 1][0] == "text":
-            assert printed == blocks[k + 1][1], f"{page.name}: block {k} printed\n{printed}"
+            expected = blocks[k + 1][1]
+            if not exact:
+                printed, expected = NUMBER.sub("#", printed), NUMBER.sub("#", expected)
+            assert printed == expected, f"{page.name}: block {k} printed\n{printed}"
+    if not exact:
+        pytest.skip(f"{page.name}: every block ran and printed its page's text; the numbers were "
+                    f"recorded on {recorded.group(1)}, this CPU is {cpu_kind()}")
