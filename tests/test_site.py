@@ -267,8 +267,8 @@ def test_solution_code_runs_and_prints_the_numbers_on_its_page(page, capsys):
     text = page.read_text()
     blocks = FENCE.findall(text)
     assert blocks and blocks[0][0] == "python", f"{page.name} has no code"
-    recorded = RECORDED_ON.search(text)
-    exact = recorded is None or recorded.group(1) == cpu_kind()
+    recorded, here = RECORDED_ON.search(text), cpu_kind()
+    exact = recorded is None or recorded.group(1) == here
     namespace: dict = {"__name__": "__solutions__"}
     for k, (kind, body) in enumerate(blocks):
         if kind != "python":
@@ -283,4 +283,4 @@ def test_solution_code_runs_and_prints_the_numbers_on_its_page(page, capsys):
             assert printed == expected, f"{page.name}: block {k} printed\n{printed}"
     if not exact:
         pytest.skip(f"{page.name}: every block ran and printed its page's text; the numbers were "
-                    f"recorded on {recorded.group(1)}, this CPU is {cpu_kind()}")
+                    f"recorded on {recorded.group(1)}, this CPU is {here}")
