@@ -28,6 +28,7 @@ from dnolab.lm.ifeval import (
     lapses,
     make_prompt,
     make_prompt_table,
+    only_questions,
     parse_constraints,
     prompt_topic,
     response_metrics,
@@ -97,6 +98,15 @@ def test_word_and_sentence_rules():
     assert words("Don't stop: <<Big Lava>> * 42 times!") == ["Don't", "stop", "Big", "Lava", "42", "times"]
     assert count_sentences("One. Two! Three?\n* four\nfive") == 5
     assert count_sentences("<<Title>>\nOnly one sentence here.") == 1
+
+
+def test_an_answer_made_only_of_questions_asks_back():
+    # what notebook 06's iterates learned to write for "end your answer with a question mark"
+    assert only_questions("What would you like to know about running?")
+    assert only_questions('<<Tea>>\nWhy tea? "Which kind do you like?"')
+    assert not only_questions("Running builds stamina. What do you need to know?")
+    assert not only_questions("Why? Because it is fun.")
+    assert not only_questions("?")  # no words, no question
 
 
 @pytest.mark.parametrize("kind", KIND_NAMES)

@@ -24,6 +24,7 @@ from .constraints import (
     constraints_from_spec,
     constraints_met,
     count_sentences,
+    only_questions,
     parse_constraints,
     words,
 )
@@ -55,6 +56,6 @@ __all__ = [
     "HELDOUT_KINDS", "INCOMPATIBLE", "KINDS", "KIND_NAMES", "TASKS", "TEACHER_LAPSES", "TOPICS",
     "Constraint", "Features", "HeldoutJudge", "PanelJudge", "compatible", "constraints_from_spec",
     "constraints_met", "corrected_answer", "correcting_teacher", "count_sentences", "cyclic_share",
-    "features", "lapses", "make_prompt", "make_prompt_table", "parse_constraints", "prompt_topic",
+    "features", "lapses", "make_prompt", "make_prompt_table", "only_questions", "parse_constraints", "prompt_topic",
     "response_metrics", "sense", "teacher_answer", "topic_keywords", "win_matrix", "words",
 ]

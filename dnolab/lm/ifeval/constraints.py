@@ -38,6 +38,15 @@ def count_sentences(text: str) -> int:
     return sum(1 for piece in _SENTENCE_SPLIT.split(text) if WORD_RE.search(piece))
 
 
+def only_questions(text: str) -> bool:
+    """True if every sentence of the answer is a question ("What would you like to know about
+    running?"): it asks back instead of answering, which meets "end with a question mark"
+    without doing the task. Sentences as in ``count_sentences``."""
+    text = TITLE_RE.sub("\n", text)
+    pieces = [piece.strip().rstrip("\"'”’)]") for piece in _SENTENCE_SPLIT.split(text) if WORD_RE.search(piece)]
+    return bool(pieces) and all(piece.endswith("?") for piece in pieces)
+
+
 def _has_word(text: str, word: str) -> bool:
     return re.search(rf"(?<![A-Za-z0-9]){re.escape(word)}(?![A-Za-z0-9])", text, re.IGNORECASE) is not None
 
