@@ -280,6 +280,22 @@ def test_heldout_judge_is_not_fooled_by_nonsense_that_meets_the_constraints():
     assert judge.sees_finished and judge.invalid_count == 0
 
 
+def test_both_judges_mark_down_an_answer_that_only_asks_back():
+    prompt = "Tell me something interesting about running. End your answer with a question mark."
+    ask = "What would you like to know about running?"            # meets it, does not answer
+    answer = "Running builds stamina and strong legs. Do you run?"  # meets it and answers
+    ignore = "Running builds stamina and strong legs every day."     # answers, ignores it
+    assert constraints_met(prompt, ask) == constraints_met(prompt, answer) == [True]
+    assert sense(features(prompt, ask)) == 0.5 and sense(features(prompt, answer)) == 1.0
+    # held-out: h = sense·(1 + met)/2, so asking back (½·1) is worth ignoring the instruction (1·½)
+    heldout = HeldoutJudge()
+    assert list(heldout.score([prompt] * 3, [ask, answer, ignore])) == pytest.approx([0.5, 1.0, 0.5])
+    # panel: q = met − 1·[only questions]: 0 for asking back, 1 for answering, 0 for ignoring
+    panel = PanelJudge()
+    assert list(panel.quality([prompt] * 3, [ask, answer, ignore])) == pytest.approx([0.0, 1.0, 0.0])
+    assert response_metrics([prompt] * 3, [ask, answer, ignore])["asks_back_share"] == pytest.approx(1 / 3)
+
+
 def test_sense_score_rules():
     f = features(VOLCANO, "Many apples.")  # 2 real words, off topic: 1 · 2/5 · ½ · 1
     assert sense(f) == pytest.approx(0.2)
@@ -303,7 +319,7 @@ def test_response_metrics_on_a_hand_built_set():
     assert m["per_kind"] == {"end_phrase": 1.0, "lowercase": 0.5, "max_words": 0.5}
     assert m["cut_share"] == pytest.approx(1 / 3)
     assert m["mean_words"] == pytest.approx((5 + 13 + 7) / 3)
-    assert m["real_word_share"] == 1.0 and m["sense"] == 1.0
+    assert m["real_word_share"] == 1.0 and m["sense"] == 1.0 and m["asks_back_share"] == 0.0
     assert math.isnan(response_metrics([trained], ["the moon."])["heldout_kinds_all_met"])
     assert PanelJudge().response_metrics(prompts, answers) == HeldoutJudge().response_metrics(prompts, answers)
 

@@ -15,7 +15,9 @@ Per answer a (to prompt x), computed once per call for each distinct (x, a):
 * ``common(a)``: mean over words of log10(1 + corpus frequency) from the same list (0 for
   words not in it): plain, common wording scores high;
 * ``mentions(a)``: how many of a's words name the prompt's topic (the same stem as a topic
-  word once a plural ``s``/``es`` is off, or the same first 5 letters), capped at 3.
+  word once a plural ``s``/``es`` is off, or the same first 5 letters), capped at 3;
+* ``asks_back(a)``: every sentence of a is a question (``only_questions``): it asks the user
+  back instead of doing the task, which every task here asks for ("Write…", "Tell me…").
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from functools import lru_cache
 import numpy as np
 
 from ...intransitivity import cyclic_triple_share
-from .constraints import constraints_met, parse_constraints, words
+from .constraints import constraints_met, only_questions, parse_constraints, words
 from .prompts import HELDOUT_KINDS, topic_keywords
 
 # --- features -----------------------------------------------------------------------------------
@@ -89,6 +91,7 @@ class Features:
     common: float
     mentions: int
     distinct: float
+    asks_back: bool
 
     @property
     def met_share(self) -> float:
@@ -108,23 +111,27 @@ def features(prompt: str, response: str) -> Features:
         common=sum(math.log10(1 + f) for f in freqs) / n if n else 0.0,
         mentions=min(3, sum(_mentions_topic(w, prompt) for w in ws)),
         distinct=len({w.lower() for w in ws}) / n if n else 0.0,
+        asks_back=only_questions(response or ""),
     )
 
 
 SUBSTANCE_WORDS = 5      # fewer words than this scale the sense score down (a 2-word answer: 0.4)
 OFF_TOPIC_FACTOR = 0.5   # the sense score of an answer that never names the topic is halved
 REPETITION_SHARE = 0.5   # distinct-word share below this scales sense down (a word said 6 times: 1/3)
+ASKS_BACK_FACTOR = 0.5   # the sense score of an answer made only of questions is halved
 
 
 def sense(f: Features) -> float:
-    """Sense score in [0, 1]: real × substance × topic × variety, where real = share of real words,
-    substance = min(1, words / 5), topic = 1 if the topic is named else 0.5, variety =
-    min(1, distinct share / 0.5). Nonsense words, two-word answers, off-topic answers and
-    repetition each lower it; a fluent on-topic answer of five or more words scores 1."""
+    """Sense score in [0, 1]: real × substance × topic × variety × answers, where real = share of
+    real words, substance = min(1, words / 5), topic = 1 if the topic is named else 0.5,
+    variety = min(1, distinct share / 0.5), answers = 0.5 if the answer only asks back else 1.
+    Nonsense words, two-word answers, off-topic answers, repetition and a question in place of
+    an answer each lower it; a fluent on-topic answer of five or more words scores 1."""
     substance = min(1.0, f.n_words / SUBSTANCE_WORDS)
     topic = 1.0 if f.mentions else OFF_TOPIC_FACTOR
     variety = min(1.0, f.distinct / REPETITION_SHARE)
-    return f.real * substance * topic * variety
+    answers = ASKS_BACK_FACTOR if f.asks_back else 1.0
+    return f.real * substance * topic * variety * answers
 
 
 def _finished(flags, n: int) -> np.ndarray:
@@ -151,12 +158,15 @@ class PanelJudge:
     """P(a ≻ b | x) = σ(k·(q(a) − q(b)) + c·vote(a, b)), the training judge.
 
     Transitive part: q = met − cut_penalty·cut − nonsense_penalty·(1 − real) −
-    off_topic_penalty·[never names the topic] − stub_penalty·[fewer than ``stub_words`` words]:
-    the share of constraints met, less a penalty for an answer that never ends, for non-words
-    (no credit for instructions met with gibberish), for an answer that is not about the topic
-    and for a stub (any panel marks those down; without these two terms a first DNO iteration
+    off_topic_penalty·[never names the topic] − stub_penalty·[fewer than ``stub_words`` words]
+    − ask_back_penalty·[only questions]: the share of constraints met, less a penalty for an
+    answer that never ends, for non-words (no credit for instructions met with gibberish), for
+    an answer that is not about the topic, for a stub and for a question in place of an answer
+    (any panel marks those down; without the topic and stub terms a first DNO iteration
     learned to answer "Bathroom Cleaning @Lomborg" to "use only lowercase letters", and the
-    held-out judge's sense score fell). Intransitive part: three annotators
+    held-out judge's sense score fell; without the last, three iterations learned to meet "end
+    with a question mark" by asking "What do you need to know about running?" on 82–90 % of
+    such prompts over three seeds, against 7–19 % at the start). Intransitive part: three annotators
     vote, each by its own criterion, and ``vote`` is the sign of their sum (the majority; an
     annotator abstains on a tie or a difference under its margin):
 
@@ -179,6 +189,7 @@ class PanelJudge:
     off_topic_penalty: float = 0.5
     stub_penalty: float = 0.5
     stub_words: int = 5
+    ask_back_penalty: float = 1.0
     brevity_margin: int = 2
     common_margin: float = 0.1
     heldout_kinds: tuple[str, ...] = HELDOUT_KINDS
@@ -192,6 +203,7 @@ class PanelJudge:
         cut = ~_finished(finished, len(fs))
         return np.array([f.met_share - self.nonsense_penalty * (1.0 - f.real)
                          - self.off_topic_penalty * (f.mentions == 0) - self.stub_penalty * (f.n_words < self.stub_words)
+                         - self.ask_back_penalty * f.asks_back
                          for f in fs]).reshape(len(fs)) - self.cut_penalty * cut
 
     def votes(self, fa: Sequence[Features], fb: Sequence[Features]) -> np.ndarray:
@@ -226,9 +238,11 @@ class HeldoutJudge:
     """P(a ≻ b | x) = σ(κ·(h(a) − h(b))), never used for training.
 
     h = sense · (1 + met) / 2 · (cut_factor if cut else 1): the constraint checker, gated by
-    the sense score (``sense``), so that an answer of nonsense words, two words, or off-topic
-    filler cannot win on the checker alone. A sensible answer that ignores every constraint
-    scores ½; one that meets them all scores 1; "cheesemlighter" scores 0 whatever it meets.
+    the sense score (``sense``), so that an answer of nonsense words, two words, off-topic
+    filler or a question asked back cannot win on the checker alone. A sensible answer that
+    ignores every constraint scores ½; one that meets them all scores 1; "cheesemlighter" scores
+    0 whatever it meets; "What do you want to know about running?" meets "end with a question
+    mark" and scores ½, no more than an answer that ignores the instruction.
     κ = 10: one constraint of two (Δh = ¼) gives P = 0.92; a cut answer keeps ``cut_factor``.
     It shares no annotator with the panel: no brevity, relevance count or wording preference.
     """
@@ -266,7 +280,8 @@ def response_metrics(prompts, responses, finished=None, heldout_kinds=HELDOUT_KI
     ``constraints_met``: share of single constraints met; ``trained_kinds_all_met`` /
     ``heldout_kinds_all_met``: all-met share on prompts without / with a held-out kind (NaN if
     there are none); ``per_kind``: share met per kind; ``sense``, ``real_word_share``: means
-    (see ``sense``); ``mean_words``; ``cut_share``: share cut at the token limit.
+    (see ``sense``); ``asks_back_share``: share made only of questions; ``mean_words``;
+    ``cut_share``: share cut at the token limit.
     """
     fs = _table(prompts, responses)
     cut = ~_finished(finished, len(fs))
@@ -289,6 +304,7 @@ def response_metrics(prompts, responses, finished=None, heldout_kinds=HELDOUT_KI
         "per_kind": {k: share(v) for k, v in sorted(per_kind.items())},
         "sense": share([sense(f) for f in fs]),
         "real_word_share": share([f.real for f in fs]),
+        "asks_back_share": share([f.asks_back for f in fs]),
         "mean_words": share([f.n_words for f in fs]),
         "cut_share": share(cut),
     }
