@@ -2,6 +2,8 @@
 
 * ``dnolab dno --config configs/toy.yaml [--set training.beta=0.5 ...]`` runs (or resumes) DNO;
   works the same under ``torchrun --nproc_per_node N`` and ``accelerate launch``.
+* ``dnolab reevaluate runs/NAME --name NEW --set eval.samples_per_prompt=3`` measures a finished
+  run's iterates again (more answers per prompt, another held-out judge) without training.
 * ``dnolab toy-policy --out DIR`` builds the toy world's SFT starting policy.
 * ``dnolab notebooks [--smoke] [--only 01]`` executes the notebooks (see dnolab.notebooks).
 """
@@ -66,6 +68,23 @@ def _run_dno(args) -> int:
     return 0
 
 
+def _reevaluate(args) -> int:
+    from .lm.errors import DNOError
+
+    try:
+        from .lm.reevaluate import reevaluate_run
+
+        summary = reevaluate_run(args.run, args.name, _parse_sets(args.set), show_progress=not args.no_progress)
+    except DNOError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    from pathlib import Path
+
+    print(json.dumps({"run": str(Path(args.run).parent / args.name), "iterations_done": summary["iterations_done"],
+                      "best_iterate": summary["best_iterate"]}, indent=2))
+    return 0
+
+
 def _toy_policy(args) -> int:
     from pathlib import Path
 
@@ -94,6 +113,12 @@ def main(argv: list[str] | None = None) -> int:
                      help="override a config key, e.g. --set iterations=2 --set training.beta=0.5")
     dno.add_argument("--method", help="a peer method or ablation of dnolab.lm.methods, e.g. spin, sppo")
     dno.add_argument("--no-progress", action="store_true", help="no progress bars")
+    again = sub.add_parser("reevaluate", help="evaluate a finished run's iterates again, without training")
+    again.add_argument("run", help="the folder of a DNO run, e.g. runs/smollm2_ifeval")
+    again.add_argument("--name", required=True, help="the new run's folder name, next to the source")
+    again.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="eval.samples_per_prompt or eval.heldout_judges, e.g. --set eval.samples_per_prompt=3")
+    again.add_argument("--no-progress", action="store_true", help="no progress bars")
     toy = sub.add_parser("toy-policy", help="train the toy world's SFT starting policy")
     toy.add_argument("--out", required=True)
     toy.add_argument("--seed", type=int, default=0)
@@ -101,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     toy.add_argument("--no-progress", action="store_true")
     sub.add_parser("notebooks", help="execute the notebooks with papermill (see --help there)")
     args = parser.parse_args(argv)
-    return {"dno": _dno, "toy-policy": _toy_policy}[args.command](args)
+    return {"dno": _dno, "reevaluate": _reevaluate, "toy-policy": _toy_policy}[args.command](args)
 
 
 if __name__ == "__main__":
