@@ -19,6 +19,7 @@ import shutil
 from pathlib import Path
 
 from .config import load_config
+from .distributed import process_state
 from .errors import ConfigError, CorruptRunError
 from .rundir import CONFIG, JUDGES, JUDGMENTS, PAIRS, POLICY, SAMPLES, TRAIN_LOG, RunDir, atomic_dir
 
@@ -88,7 +89,7 @@ def reevaluate_run(source: str | os.PathLike, name: str, changes: dict, show_pro
 
     config = reevaluation_config(source, name, changes)
     src, dst = RunDir(source), RunDir(config.run_dir())
-    created = not dst.path.exists()
+    created = not dst.path.exists() and process_state().is_main_process  # only the main process removes it
     try:  # the new folder's config and judges' record; nothing is linked until they agree
         run = DNORun(config, show_progress=show_progress, judge=judge, heldout_judges=heldout_judges)
         before = (yaml.safe_load((src.path / JUDGES).read_text()) or {}).get("train") \
@@ -102,8 +103,10 @@ def reevaluate_run(source: str | os.PathLike, name: str, changes: dict, show_pro
         if created:
             shutil.rmtree(dst.path, ignore_errors=True)
         raise
-    for t in range(config.iterations + 1):
-        dst.iteration(t).mkdir(exist_ok=True)
-        for stage in TRAINING_STAGES:
-            _link_stage(src.stage(t, stage), dst.stage(t, stage))
+    if run.is_main:  # under torchrun one process links, the others wait
+        for t in range(config.iterations + 1):
+            dst.iteration(t).mkdir(exist_ok=True)
+            for stage in TRAINING_STAGES:
+                _link_stage(src.stage(t, stage), dst.stage(t, stage))
+    run.state.wait_for_everyone()
     return run.run()
