@@ -137,6 +137,17 @@ def test_config_change_on_rerun_is_refused(tmp_path, toy_policy):
     assert summary["iterations_done"] == 2
 
 
+def test_a_run_resumes_from_another_working_directory(tmp_path, toy_policy, monkeypatch):
+    """Started as ``runs/tiny`` from the repository root, resumed as ``../runs/tiny`` from
+    ``notebooks/`` (as notebook 06 resumes a run made by ``dnolab reevaluate``): the same run."""
+    (tmp_path / "notebooks").mkdir()
+    monkeypatch.chdir(tmp_path)
+    run_dno(tiny_config(Path("runs"), toy_policy), show_progress=False)
+    monkeypatch.chdir(tmp_path / "notebooks")
+    summary = run_dno(tiny_config(Path("../runs"), toy_policy, iterations=2), show_progress=False)
+    assert summary["iterations_done"] == 2
+
+
 def test_a_run_started_before_a_new_option_resumes_at_its_default(tmp_path, toy_policy):
     """A setting added to dnolab later is absent from an older run's config.yaml: at its default
     the run resumes; set to anything else, it is refused."""

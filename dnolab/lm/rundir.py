@@ -209,10 +209,12 @@ class RunDir:
 
 def config_diff(old: dict, new: dict, prefix: str = "", defaults: dict | None = None) -> list[str]:
     """``key: old -> new`` for every setting that differs, except the top-level ``iterations``
-    and a key ``old`` lacks whose new value is its value in ``defaults``."""
+    (extending a run continues it), the top-level ``output_dir`` (the folder is already found:
+    a relative path spelled from another working directory, e.g. ``notebooks/``, names the same
+    run) and a key ``old`` lacks whose new value is its value in ``defaults``."""
     out, defaults = [], defaults or {}
     for key in sorted(set(old) | set(new)):
-        if prefix == "" and key == "iterations":
+        if prefix == "" and key in ("iterations", "output_dir"):
             continue
         a, b = old.get(key), new.get(key)
         if key not in old and key in defaults and b == defaults[key]:
