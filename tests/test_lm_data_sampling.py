@@ -48,6 +48,18 @@ def test_toy_tokenizer_and_model_round_trip_through_auto_classes(toy_dir):
     assert type(model).__name__ == "LlamaForCausalLM" and model.num_parameters() == 132_544
 
 
+def test_offline_the_model_keeps_its_own_layers(toy_dir, monkeypatch):
+    """Hub kernels cannot be fetched offline (a GPU's `model.train()` then fails in the trainer):
+    offline, loading turns them off; online, transformers' default stands."""
+    from transformers import AutoModelForCausalLM
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert load_causal_lm(str(toy_dir)).use_kernels is False
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    default = AutoModelForCausalLM.from_pretrained(toy_dir).use_kernels
+    assert load_causal_lm(str(toy_dir)).use_kernels is default
+
+
 def test_sampling_is_the_same_whatever_the_sharding(toy_dir):
     tok, model = load_tokenizer(str(toy_dir)), load_causal_lm(str(toy_dir))
     prompts = [f"sort {a} {b} {c} =" for a, b, c in np.random.default_rng(0).integers(0, 10, (10, 3))]

@@ -64,8 +64,12 @@ def load_causal_lm(name_or_path: str, dtype=None, device=None):
 
     hf_logging.disable_progress_bar()
     name_or_path = resolve_model(name_or_path)
+    # transformers 5 swaps layers for Hub kernels by default (the `kernels` package it installs
+    # fetches them); offline none can be fetched, and on a GPU `model.train()` then fails inside
+    # the trainer (seen on an H200 without network), so offline the model keeps its own layers
+    offline = {"local_files_only": True, "use_kernels": False} if _hub_offline() else {}
     try:
-        model = AutoModelForCausalLM.from_pretrained(name_or_path, dtype=dtype, local_files_only=_hub_offline())
+        model = AutoModelForCausalLM.from_pretrained(name_or_path, dtype=dtype, **offline)
     except (OSError, ValueError) as err:
         raise _load_error("model", name_or_path, err) from None
     model.__dict__.pop("forward", None)  # in case a TRL trainer patched it on an in-memory copy
