@@ -12,15 +12,12 @@ every answer runs to the token limit: the timings are an upper bound on a traine
 
 Written to ``benchmarks/results/gpu.md`` with the GPU named. On this project's CPU machines::
 
-    python benchmarks/bench_gpu.py --prepare   # copies the tokenizer to build/gpu_check/tokenizer
     python benchmarks/bench_gpu.py --tiny --out /tmp/gpu.md   # the same code, a 2-layer model, CPU
+    bash benchmarks/gpu_check.sh download   # the wheels a CUDA PyTorch image lacks, and the tokenizer
 
-and on the GPU machine (carry ``build/gpu_check``; that machine has no network, so first check
-with ``pip list`` that it has torch with CUDA, transformers, trl, datasets, accelerate, peft and
-pyspellchecker, and carry wheels, downloaded here with ``pip download --no-deps``, for any it
-lacks)::
+and on the GPU machine, which has no network (carry ``.whl`` and ``build/gpu_check``)::
 
-    python benchmarks/bench_gpu.py
+    bash benchmarks/gpu_check.sh   # installs the wheels, prints their versions, runs this script
 """
 
 from __future__ import annotations
@@ -133,6 +130,7 @@ def main() -> None:
             torch.cuda.reset_peak_memory_stats()
         stages = one_iteration(model_dir, work / "runs", "bfloat16" if cuda else "float32", prompts_n, eval_n)
         peak = torch.cuda.max_memory_allocated() / 2**30 if cuda else float("nan")
+        print(f"one iteration: {stages}, peak {peak:.1f} GiB", flush=True)
 
         from dnolab.lm.data import load_causal_lm
 
@@ -141,6 +139,7 @@ def main() -> None:
         prompts = [r["prompt"] for r in table]
         ours_rate, plain_rate, samples = sampling_rates(model, tok, prompts, k, new_tokens, min(batch, 32))
         del model
+        print(f"sampling: dnolab {ours_rate:.1f}, plain {plain_rate:.1f} answers/s", flush=True)
         pairs = pairs_from(prompts, [r["gold"] for r in table], samples)
         trl_steps = statistics.median(time_trl(str(model_dir), pairs, str(work / "trl"), cuda=cuda))
         ours_steps = statistics.median(time_dnolab(str(model_dir), pairs, str(work / "ours"), cuda=cuda)[0])
