@@ -135,6 +135,13 @@ def test_reward_model_judge_from_a_saved_model(tmp_path):
     np.testing.assert_allclose(scores, r, atol=1e-5)  # batching does not change a reward
 
 
+def test_offline_the_reward_model_keeps_its_own_layers(tmp_path, monkeypatch):
+    """Loaded like the policy (dnolab.lm.data): offline, no Hub kernels, which cannot be fetched."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    judge = RewardModelJudge.from_pretrained(str(save_tiny_reward_model(tmp_path / "rm")))
+    assert judge.model.use_kernels is False
+
+
 def test_win_matrices_from_a_pairwise_judge_are_consistent():
     mats, scores, raw = judge_win_matrices(ToyJudge(), ["sort 2 1 ="], [["1 2 .", "1 2 !", "2 1 ?"]])
     W = mats[0]

@@ -35,6 +35,14 @@ def _hub_offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes"}
 
 
+def _offline_model_kwargs() -> dict:
+    """``from_pretrained`` settings for every model dnolab loads (policy, reward judge): offline,
+    local files only and the model's own layers. transformers 5 swaps layers for Hub kernels by
+    default (the `kernels` package it installs fetches them); offline none can be fetched, and on a
+    GPU `model.train()` then fails inside the trainer (seen on an H200 without network)."""
+    return {"local_files_only": True, "use_kernels": False} if _hub_offline() else {}
+
+
 def load_tokenizer(name_or_path: str, require_pad: bool = True, pad_with_eos: bool = False):
     """``AutoTokenizer.from_pretrained`` with left padding and a checked pad token."""
     from transformers import AutoTokenizer
@@ -64,12 +72,8 @@ def load_causal_lm(name_or_path: str, dtype=None, device=None):
 
     hf_logging.disable_progress_bar()
     name_or_path = resolve_model(name_or_path)
-    # transformers 5 swaps layers for Hub kernels by default (the `kernels` package it installs
-    # fetches them); offline none can be fetched, and on a GPU `model.train()` then fails inside
-    # the trainer (seen on an H200 without network), so offline the model keeps its own layers
-    offline = {"local_files_only": True, "use_kernels": False} if _hub_offline() else {}
     try:
-        model = AutoModelForCausalLM.from_pretrained(name_or_path, dtype=dtype, **offline)
+        model = AutoModelForCausalLM.from_pretrained(name_or_path, dtype=dtype, **_offline_model_kwargs())
     except (OSError, ValueError) as err:
         raise _load_error("model", name_or_path, err) from None
     model.__dict__.pop("forward", None)  # in case a TRL trainer patched it on an in-memory copy

@@ -193,12 +193,12 @@ class RewardModelJudge:
     def from_pretrained(cls, name_or_path: str, device=None, dtype=None, **kwargs) -> RewardModelJudge:
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-        from .data import _hub_offline, _load_error
+        from .data import _hub_offline, _load_error, _offline_model_kwargs
 
         try:
             tok = AutoTokenizer.from_pretrained(name_or_path, local_files_only=_hub_offline())
             model = AutoModelForSequenceClassification.from_pretrained(
-                name_or_path, num_labels=1, dtype=dtype, local_files_only=_hub_offline())
+                name_or_path, num_labels=1, dtype=dtype, **_offline_model_kwargs())
         except (OSError, ValueError) as err:
             raise _load_error("reward model", name_or_path, err) from None
         if tok.pad_token is None:
