@@ -142,6 +142,22 @@ def test_reward_model_ranker_alone_keeps_the_gold_answer_and_the_reference_pi_t(
         assert row["rank_scores"][i] > row["rank_scores"][j]
 
 
+def test_offline_the_fitted_reward_model_keeps_its_own_layers(tmp_path, policy, monkeypatch):
+    """RewardTrainer calls `model.train()`, which offline on a GPU fails on a Hub kernel it cannot
+    fetch: the reward model is loaded with the policy's offline settings (dnolab.lm.data)."""
+    from transformers import AutoModelForSequenceClassification
+
+    from dnolab.lm.reward_model import fit_reward_model
+
+    loaded, real = [], AutoModelForSequenceClassification.from_pretrained
+    monkeypatch.setattr(AutoModelForSequenceClassification, "from_pretrained",
+                        lambda *a, **k: loaded.append(real(*a, **k)) or loaded[-1])
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    judgments = [{"prompt": "sort 2 1 =", "candidates": [" 1 2 !", " 2 1 !"], "win_matrix": [[0.5, 0.9], [0.1, 0.5]]}]
+    fit_reward_model(judgments, str(policy), tmp_path / "rm", seed=0, chat=False, epochs=1, batch_size=1)
+    assert len(loaded) == 1 and loaded[0].use_kernels is False
+
+
 def test_a_shared_reward_model_leaves_only_the_reference_changed(tmp_path, policy):
     from dnolab.lm.experiments import share_reward_model
 

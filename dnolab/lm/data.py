@@ -36,10 +36,11 @@ def _hub_offline() -> bool:
 
 
 def _offline_model_kwargs() -> dict:
-    """``from_pretrained`` settings for every model dnolab loads (policy, reward judge): offline,
-    local files only and the model's own layers. transformers 5 swaps layers for Hub kernels by
-    default (the `kernels` package it installs fetches them); offline none can be fetched, and on a
-    GPU `model.train()` then fails inside the trainer (seen on an H200 without network)."""
+    """``from_pretrained`` settings for every model dnolab loads (policy, reward judges, the fitted
+    reward model): offline, local files only and the model's own layers. transformers 5 swaps
+    layers for Hub kernels by default (the `kernels` package it installs fetches them); offline
+    none can be fetched, and on a GPU `model.train()` then fails inside the trainer (seen on an
+    H200 without network)."""
     return {"local_files_only": True, "use_kernels": False} if _hub_offline() else {}
 
 

@@ -49,6 +49,7 @@ def fit_reward_model(judgments, init_path: str, dest: Path, seed: int, chat: boo
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
     from trl import RewardConfig, RewardTrainer
 
+    from .data import _offline_model_kwargs
     from .trainer import quiet_trainer
 
     tokenizer = AutoTokenizer.from_pretrained(init_path)
@@ -58,7 +59,7 @@ def fit_reward_model(judgments, init_path: str, dest: Path, seed: int, chat: boo
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # the new score head is "missing" from the policy: expected
     try:
-        model = AutoModelForSequenceClassification.from_pretrained(init_path, num_labels=1)
+        model = AutoModelForSequenceClassification.from_pretrained(init_path, num_labels=1, **_offline_model_kwargs())
     finally:
         hf_logging.set_verbosity(verbosity)
     model.config.pad_token_id = tokenizer.pad_token_id
